@@ -1,0 +1,19 @@
+import { pino, type Logger } from "pino";
+
+export type { Logger };
+
+/** Any field with one of these names is replaced by "[redacted]" wherever it appears in a log line. */
+const SECRET_KEYS = ["privateKey", "authToken", "authorization", "password", "secret", "token", "apiKey"];
+
+export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "info"): Logger {
+  return pino({
+    name: service,
+    level,
+    base: { service },
+    redact: {
+      paths: SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `req.headers.${k}`]),
+      censor: "[redacted]",
+    },
+    serializers: { err: pino.stdSerializers.err },
+  });
+}
