@@ -1,0 +1,200 @@
+import {
+  createPublicClient,
+  http,
+  keccak256,
+  type Address,
+  type Hash,
+  type Hex,
+  type PrivateKeyAccount,
+  type PublicClient,
+  type Transport,
+  type TransactionReceipt,
+} from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import type { CircuitBreakerPolicy } from "cockatiel";
+import { cashbackTokenAbi, readDeployment } from "@cashback/token";
+import type { Metrics } from "../metrics.ts";
+import { asContractRejection } from "./rpc-errors.ts";
+import { encodeMints, type MintCall, type TxKind } from "./token-calls.ts";
+
+export interface PreparedTx {
+  kind: TxKind;
+  nonce: bigint;
+  data: Hex;
+  gas: bigint;
+  maxFeePerGas: bigint;
+  maxPriorityFeePerGas: bigint;
+}
+
+export interface SignedTx extends PreparedTx {
+  raw: Hex;
+  hash: Hash;
+}
+
+/** Sends every JSON-RPC request through the breaker, and counts outcomes. */
+function guardedHttp(url: string, timeoutMs: number, breaker: CircuitBreakerPolicy, metrics: Metrics): Transport {
+  const base = http(url, { timeout: timeoutMs, retryCount: 0 }); // retries belong to callers, with backoff
+  return (params) => {
+    const transport = base(params);
+    return {
+      ...transport,
+      request: async (args: Parameters<typeof transport.request>[0]) => {
+        try {
+          const result = await breaker.execute(() => transport.request(args));
+          metrics.chainCalls.inc({ outcome: "ok" });
+          return result;
+        } catch (err) {
+          metrics.chainCalls.inc({ outcome: "error" });
+          throw err;
+        }
+      },
+    } as ReturnType<Transport>;
+  };
+}
+
+/** Everything the adapter asks of the chain, in the chain's own terms. */
+export class ChainClient {
+  readonly client: PublicClient;
+  readonly signer: PrivateKeyAccount;
+  readonly chainId: number;
+  readonly token: Address;
+  readonly deployBlock: bigint;
+
+  private constructor(client: PublicClient, signer: PrivateKeyAccount, chainId: number, token: Address, deployBlock: bigint) {
+    this.client = client;
+    this.signer = signer;
+    this.chainId = chainId;
+    this.token = token;
+    this.deployBlock = deployBlock;
+  }
+
+  static async connect(opts: {
+    rpcUrl: string;
+    rpcTimeoutMs: number;
+    signerKey: Hex;
+    tokenAddress?: Address;
+    breaker: CircuitBreakerPolicy;
+    metrics: Metrics;
+    deploymentsDir?: string;
+  }): Promise<ChainClient> {
+    const client = createPublicClient({
+      transport: guardedHttp(opts.rpcUrl, opts.rpcTimeoutMs, opts.breaker, opts.metrics),
+    }) as PublicClient;
+    const chainId = await client.getChainId();
+    let token = opts.tokenAddress;
+    let deployBlock = 0n;
+    if (!token) {
+      const deployment = await readDeployment(chainId, opts.deploymentsDir);
+      if (!deployment) {
+        throw new Error(`no TOKEN_ADDRESS and no deployments/${chainId}.json: run \`npm run deploy\` first`);
+      }
+      token = deployment.address;
+      deployBlock = BigInt(deployment.deployBlock);
+    }
+    const code = await client.getCode({ address: token });
+    if (!code || code === "0x") throw new Error(`no contract at ${token} on chain ${chainId}: deploy the token first`);
+    return new ChainClient(client, privateKeyToAccount(opts.signerKey), chainId, token, deployBlock);
+  }
+
+  get signerAddress(): Address {
+    return this.signer.address;
+  }
+
+  /** Nonce for the next transaction, counting those in the node's mempool. */
+  pendingNonce(): Promise<number> {
+    return this.client.getTransactionCount({ address: this.signer.address, blockTag: "pending" });
+  }
+
+  minedNonce(): Promise<number> {
+    return this.client.getTransactionCount({ address: this.signer.address, blockTag: "latest" });
+  }
+
+  async balanceOf(address: Address): Promise<{ balance: bigint; blockNumber: bigint }> {
+    const blockNumber = await this.client.getBlockNumber({ cacheTime: 0 });
+    const balance = await this.client.readContract({
+      address: this.token,
+      abi: cashbackTokenAbi,
+      functionName: "balanceOf",
+      args: [address],
+      blockNumber,
+    });
+    return { balance, blockNumber };
+  }
+
+  /** Encodes and prices the mints; a mint the contract would reject throws here, before signing. */
+  async prepareMints(mints: readonly MintCall[], nonce: bigint): Promise<PreparedTx> {
+    const { kind, data } = encodeMints(mints);
+    const [estimate, fees] = await Promise.all([
+      this.client.estimateGas({ account: this.signer, to: this.token, data }).catch((err: unknown) => {
+        throw asContractRejection(err) ?? err;
+      }),
+      this.client.estimateFeesPerGas(),
+    ]);
+    return {
+      kind,
+      nonce,
+      data,
+      gas: (estimate * 12n) / 10n, // headroom: state can change between estimate and inclusion
+      maxFeePerGas: fees.maxFeePerGas,
+      maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
+    };
+  }
+
+  async sign(tx: PreparedTx): Promise<SignedTx> {
+    const raw = await this.signer.signTransaction({
+      type: "eip1559",
+      chainId: this.chainId,
+      nonce: Number(tx.nonce),
+      to: this.token,
+      data: tx.data,
+      gas: tx.gas,
+      maxFeePerGas: tx.maxFeePerGas,
+      maxPriorityFeePerGas: tx.maxPriorityFeePerGas,
+    });
+    return { ...tx, raw, hash: keccak256(raw) };
+  }
+
+  async broadcast(raw: Hex): Promise<Hash> {
+    return this.client.sendRawTransaction({ serializedTransaction: raw });
+  }
+
+  receipt(hash: Hash): Promise<TransactionReceipt | undefined> {
+    return this.client.getTransactionReceipt({ hash }).catch((err: Error) => {
+      if (err.name === "TransactionReceiptNotFoundError") return undefined;
+      throw err;
+    });
+  }
+
+  /** Whether the node still knows the transaction (mined or in its mempool). */
+  async isKnown(hash: Hash): Promise<boolean> {
+    return this.client.getTransaction({ hash }).then(
+      () => true,
+      (err: Error) => {
+        if (err.name === "TransactionNotFoundError") return false;
+        throw err;
+      },
+    );
+  }
+
+  blockNumber(): Promise<bigint> {
+    return this.client.getBlockNumber({ cacheTime: 0 });
+  }
+
+  mintIdUsed(mintId: Hex): Promise<boolean> {
+    return this.client.readContract({ address: this.token, abi: cashbackTokenAbi, functionName: "mintIdUsed", args: [mintId] });
+  }
+
+  /** The transaction that minted `mintId`, found by the event's indexed topic. */
+  async findMint(mintId: Hex): Promise<{ txHash: Hash; blockNumber: bigint } | undefined> {
+    const logs = await this.client.getContractEvents({
+      address: this.token,
+      abi: cashbackTokenAbi,
+      eventName: "CashbackMinted",
+      args: { mintId },
+      fromBlock: this.deployBlock,
+      toBlock: "latest",
+    });
+    const log = logs[0];
+    return log ? { txHash: log.transactionHash, blockNumber: log.blockNumber } : undefined;
+  }
+}

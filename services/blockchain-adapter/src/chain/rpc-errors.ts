@@ -1,0 +1,68 @@
+import { BaseError, ContractFunctionRevertedError, HttpRequestError, TimeoutError, WebSocketRequestError, decodeErrorResult, type Hex } from "viem";
+import { cashbackTokenAbi } from "@cashback/token";
+import { BrokenCircuitError, IsolatedCircuitError } from "cockatiel";
+
+const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "UND_ERR_SOCKET", "ETIMEDOUT", "EPIPE", "ENOTFOUND"]);
+
+function isConnectionFailure(err: unknown): boolean {
+  if (err instanceof HttpRequestError || err instanceof TimeoutError || err instanceof WebSocketRequestError) return true;
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  return NETWORK_CODES.has(String(e?.code)) || NETWORK_CODES.has(String(e?.cause?.code));
+}
+
+/** True for failures of the connection to the node (worth retrying and counted by the breaker). */
+export function isTransportError(err: unknown): boolean {
+  if (err instanceof BaseError) return err.walk(isConnectionFailure) !== null;
+  return isConnectionFailure(err);
+}
+
+export function isCircuitOpen(err: unknown): boolean {
+  return err instanceof BrokenCircuitError || err instanceof IsolatedCircuitError;
+}
+
+/** The node refused a transaction because its nonce is not the account's next one. */
+export function isNonceError(err: unknown): boolean {
+  const text = err instanceof Error ? `${err.message} ${(err as BaseError).details ?? ""}` : String(err);
+  return /nonce too (low|high)|nonce has already been used|invalid nonce|Nonce too (low|high)/i.test(text);
+}
+
+/** The contract refused a call (a revert in simulation): final for that input, not an outage. */
+export class ContractRejectedError extends Error {
+  override name = "ContractRejectedError";
+  /** The custom error's name, e.g. "MintIdAlreadyUsed", or "execution reverted". */
+  readonly reason: string;
+  constructor(reason: string) {
+    super(`the token contract rejected the call: ${reason}`);
+    this.reason = reason;
+  }
+}
+
+/** Reads a revert out of a viem error, decoding custom errors with the token's ABI. */
+export function asContractRejection(err: unknown): ContractRejectedError | undefined {
+  if (!(err instanceof BaseError) || isTransportError(err)) return undefined;
+  const withData = err.walk((e) => revertData(e) !== undefined);
+  const data = withData ? revertData(withData) : undefined;
+  if (data && data.length >= 10) {
+    try {
+      return new ContractRejectedError(decodeErrorResult({ abi: cashbackTokenAbi, data }).errorName);
+    } catch {
+      // not one of ours (e.g. a panic code): fall through
+    }
+  }
+  const reverted = err.walk((e) => e instanceof ContractFunctionRevertedError);
+  if (reverted instanceof ContractFunctionRevertedError) return new ContractRejectedError(reverted.data?.errorName ?? reverted.reason ?? "execution reverted");
+  return /revert/i.test(`${err.shortMessage} ${err.details}`) ? new ContractRejectedError("execution reverted") : undefined;
+}
+
+function revertData(e: unknown): Hex | undefined {
+  const data = (e as { data?: unknown }).data;
+  if (typeof data === "string" && data.startsWith("0x")) return data as Hex;
+  const nested = (data as { data?: unknown } | undefined)?.data;
+  return typeof nested === "string" && nested.startsWith("0x") ? (nested as Hex) : undefined;
+}
+
+/** First line of an error's message: enough for a log or a client, without viem's long dumps. */
+export function shortMessage(err: unknown): string {
+  if (err instanceof BaseError) return err.shortMessage;
+  return err instanceof Error ? err.message.split("\n")[0]! : String(err);
+}

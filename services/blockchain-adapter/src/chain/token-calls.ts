@@ -1,0 +1,44 @@
+import { decodeEventLog, encodeFunctionData, isAddressEqual, type Address, type Hex, type Log } from "viem";
+import { cashbackTokenAbi } from "@cashback/token";
+
+export interface MintCall {
+  to: Address;
+  amountWei: bigint;
+  mintId: Hex;
+}
+
+export type TxKind = "mint" | "mint_batch";
+
+/** One mint uses `mint` (a replay reverts before broadcast); several share one `mintBatch`. */
+export function encodeMints(mints: readonly MintCall[]): { kind: TxKind; data: Hex } {
+  if (mints.length === 0) throw new Error("encodeMints needs at least one mint");
+  if (mints.length === 1) {
+    const [m] = mints as [MintCall];
+    return { kind: "mint", data: encodeFunctionData({ abi: cashbackTokenAbi, functionName: "mint", args: [m.to, m.amountWei, m.mintId] }) };
+  }
+  return {
+    kind: "mint_batch",
+    data: encodeFunctionData({
+      abi: cashbackTokenAbi,
+      functionName: "mintBatch",
+      args: [mints.map((m) => m.to), mints.map((m) => m.amountWei), mints.map((m) => m.mintId)],
+    }),
+  };
+}
+
+/** Which mint ids a receipt minted and which the contract skipped as already used. */
+export function mintOutcomes(token: Address, logs: readonly Log[]): { minted: Set<Hex>; skipped: Set<Hex> } {
+  const minted = new Set<Hex>();
+  const skipped = new Set<Hex>();
+  for (const log of logs) {
+    if (!isAddressEqual(log.address, token)) continue;
+    try {
+      const event = decodeEventLog({ abi: cashbackTokenAbi, data: log.data, topics: log.topics });
+      if (event.eventName === "CashbackMinted") minted.add(event.args.mintId);
+      if (event.eventName === "MintSkipped") skipped.add(event.args.mintId);
+    } catch {
+      // Transfer and other events: not ours to read here.
+    }
+  }
+  return { minted, skipped };
+}

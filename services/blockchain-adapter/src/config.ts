@@ -1,0 +1,65 @@
+import { getAddress, isAddress, type Address, type Hex } from "viem";
+import { ConfigError, int, isLoopback, optionalStr, str, url } from "@cashback/runtime";
+
+// Hardhat's public development account #1: the local chain's minter. Never valid elsewhere.
+const DEV_ADAPTER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+const DEV_AUTH_TOKEN = "dev-adapter-token";
+export const LOCAL_CHAIN_ID = 31337;
+
+export interface AdapterConfig {
+  host: string;
+  port: number;
+  /** Bearer token every RPC must present. */
+  authToken: string;
+  databaseUrl: string;
+  rpcUrl: string;
+  signerKey: Hex;
+  /** True when signerKey is the public dev key, allowed on the local chain only. */
+  usingDevKey: boolean;
+  /** Token address; when unset it is read from deployments/<chainId>.json. */
+  tokenAddress?: Address;
+  confirmations: number;
+  /** How long MintToken waits for a receipt before answering SUBMITTED. */
+  receiptTimeoutMs: number;
+  batchMax: number;
+  /** Extra time the dispatcher waits to fill a batch (0: send what is queued now). */
+  batchWindowMs: number;
+  monitorIntervalMs: number;
+  /** A transaction pending this long without a receipt is re-sent or replaced with higher fees. */
+  stuckAfterMs: number;
+  rpcTimeoutMs: number;
+  breakerFailures: number;
+  breakerHalfOpenAfterMs: number;
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): AdapterConfig {
+  const host = str(env, "ADAPTER_HOST", "127.0.0.1");
+  const explicitToken = optionalStr(env, "ADAPTER_AUTH_TOKEN");
+  if (!explicitToken && !isLoopback(host)) {
+    throw new ConfigError("ADAPTER_AUTH_TOKEN is required when ADAPTER_HOST is not a loopback address");
+  }
+  const signerKey = str(env, "ADAPTER_PRIVATE_KEY", DEV_ADAPTER_KEY);
+  if (!/^0x[0-9a-fA-F]{64}$/.test(signerKey)) throw new ConfigError("ADAPTER_PRIVATE_KEY must be 32 bytes of 0x-hex");
+  const tokenAddress = optionalStr(env, "TOKEN_ADDRESS");
+  if (tokenAddress && !isAddress(tokenAddress)) throw new ConfigError("TOKEN_ADDRESS must be an address");
+
+  return {
+    host,
+    port: int(env, "ADAPTER_PORT", 50051, { max: 65535 }),
+    authToken: explicitToken ?? DEV_AUTH_TOKEN,
+    databaseUrl: url(env, "ADAPTER_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/blockchain_adapter"),
+    rpcUrl: url(env, "CHAIN_RPC_URL", "http://127.0.0.1:8545"),
+    signerKey: signerKey as Hex,
+    usingDevKey: signerKey.toLowerCase() === DEV_ADAPTER_KEY,
+    tokenAddress: tokenAddress ? getAddress(tokenAddress) : undefined,
+    confirmations: int(env, "CHAIN_CONFIRMATIONS", 1, { min: 1, max: 64 }),
+    receiptTimeoutMs: int(env, "RECEIPT_TIMEOUT_MS", 30_000, { min: 100 }),
+    batchMax: int(env, "MINT_BATCH_MAX", 100, { min: 1, max: 500 }),
+    batchWindowMs: int(env, "MINT_BATCH_WINDOW_MS", 0, { max: 10_000 }),
+    monitorIntervalMs: int(env, "TX_MONITOR_INTERVAL_MS", 2_000, { min: 50 }),
+    stuckAfterMs: int(env, "TX_STUCK_AFTER_MS", 30_000, { min: 100 }),
+    rpcTimeoutMs: int(env, "RPC_TIMEOUT_MS", 5_000, { min: 100 }),
+    breakerFailures: int(env, "BREAKER_FAILURES", 5, { min: 1 }),
+    breakerHalfOpenAfterMs: int(env, "BREAKER_HALF_OPEN_AFTER_MS", 5_000, { min: 10 }),
+  };
+}

@@ -1,0 +1,53 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** The adapter's Prometheus metrics, on a registry of its own (served at GET /metrics). */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    circuitState: new Gauge({
+      name: "adapter_chain_circuit_state",
+      help: "Circuit breaker around chain calls: 0 closed, 1 open, 2 half-open, 3 isolated",
+      registers,
+    }),
+    chainCalls: new Counter({
+      name: "adapter_chain_calls_total",
+      help: "JSON-RPC calls to the node by outcome",
+      labelNames: ["outcome"] as const,
+      registers,
+    }),
+    mints: new Counter({
+      name: "adapter_mints_total",
+      help: "Mints reaching a final state",
+      labelNames: ["status"] as const,
+      registers,
+    }),
+    transactions: new Counter({
+      name: "adapter_transactions_total",
+      help: "Transactions by event (sent, confirmed, failed, rebroadcast, replaced, dropped)",
+      labelNames: ["event"] as const,
+      registers,
+    }),
+    nonceResyncs: new Counter({
+      name: "adapter_nonce_resyncs_total",
+      help: "Times wallet_nonces was corrected from the chain",
+      registers,
+    }),
+    batchSize: new Histogram({
+      name: "adapter_mint_batch_size",
+      help: "Mints carried per transaction",
+      buckets: [1, 2, 5, 10, 25, 50, 100, 200],
+      registers,
+    }),
+    receiptSeconds: new Histogram({
+      name: "adapter_receipt_seconds",
+      help: "From broadcast to recorded receipt",
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 15, 30, 60],
+      registers,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,121 @@
+import type { CircuitBreakerPolicy } from "cockatiel";
+import { CircuitState } from "cockatiel";
+import { isHash } from "viem";
+import type { ChainClient } from "../chain/chain-client.ts";
+import { AdapterError, invalidArgument } from "../errors.ts";
+import { fromDecimal, toDecimal, type Db } from "../db.ts";
+import type { Completions } from "./completions.ts";
+import type { MintDispatcher } from "./dispatcher.ts";
+import { parseMintRequest, sameMint, type MintRequest } from "./mint-request.ts";
+import { toMintResult, toTransactionView, type MintResult, type TransactionView } from "./views.ts";
+
+export const MAX_BATCH = 200;
+type MintInput = Parameters<typeof parseMintRequest>[0];
+
+/**
+ * The mint API the transport calls: validates, records each idempotency key once, lets the
+ * dispatcher send, and waits (up to the receipt timeout) for the outcome.
+ */
+export class MintService {
+  private readonly deps: {
+    db: Db;
+    chain: ChainClient;
+    breaker: CircuitBreakerPolicy;
+    dispatcher: MintDispatcher;
+    completions: Completions;
+    receiptTimeoutMs: number;
+  };
+
+  constructor(deps: MintService["deps"]) {
+    this.deps = deps;
+  }
+
+  async mint(input: MintInput): Promise<MintResult> {
+    const [result] = await this.mintMany([input]);
+    return result!;
+  }
+
+  async mintMany(inputs: MintInput[]): Promise<MintResult[]> {
+    if (inputs.length === 0) throw invalidArgument("mints must not be empty");
+    if (inputs.length > MAX_BATCH) throw invalidArgument(`at most ${MAX_BATCH} mints per batch`);
+    const requests = inputs.map(parseMintRequest);
+    const keys = requests.map((r) => r.idempotencyKey);
+    if (new Set(keys).size !== keys.length) throw invalidArgument("idempotency keys in one batch must be distinct");
+    this.failFastWhenChainDown();
+
+    const fresh = await this.record(requests);
+    if (fresh.size > 0) this.deps.dispatcher.nudge();
+    const rows = await this.awaitFinal(keys, Date.now() + this.deps.receiptTimeoutMs);
+    return keys.map((key) => toMintResult(rows.get(key)!, !fresh.has(key)));
+  }
+
+  async getTransaction(lookup: { idempotencyKey?: string; txHash?: string }): Promise<TransactionView> {
+    const { db } = this.deps;
+    let tx;
+    if (lookup.txHash !== undefined) {
+      if (!isHash(lookup.txHash)) throw invalidArgument("tx_hash must be 32 bytes of 0x-hex");
+      tx = await db.blockchainTransaction.findUnique({ where: { txHash: lookup.txHash.toLowerCase() }, include: { mints: true } });
+      if (!tx) throw new AdapterError("not_found", "NOT_FOUND", `no transaction ${lookup.txHash}`);
+    } else if (lookup.idempotencyKey !== undefined) {
+      const mint = await db.mint.findUnique({ where: { idempotencyKey: lookup.idempotencyKey } });
+      if (!mint) throw new AdapterError("not_found", "NOT_FOUND", `no mint with idempotency key "${lookup.idempotencyKey}"`);
+      if (mint.transactionId === null) return toTransactionView(undefined, [mint], 0n);
+      tx = await db.blockchainTransaction.findUniqueOrThrow({ where: { id: mint.transactionId }, include: { mints: true } });
+    } else {
+      throw invalidArgument("give idempotency_key or tx_hash");
+    }
+    const latest = tx.blockNumber === null ? 0n : await this.deps.chain.blockNumber();
+    return toTransactionView(tx, tx.mints, latest);
+  }
+
+  private failFastWhenChainDown(): void {
+    if (this.deps.breaker.state === CircuitState.Open || this.deps.breaker.state === CircuitState.Isolated) {
+      throw new AdapterError("unavailable", "CIRCUIT_OPEN", "the chain is unreachable (circuit breaker open); try again later");
+    }
+  }
+
+  /** Inserts the new keys; returns which were new. A known key with other parameters is refused. */
+  private async record(requests: MintRequest[]): Promise<Set<string>> {
+    return this.deps.db.$transaction(async (tx) => {
+      const created = await tx.mint.createManyAndReturn({
+        data: requests.map((r) => ({
+          idempotencyKey: r.idempotencyKey,
+          mintId: r.mintId,
+          toAddress: r.to,
+          amountWei: toDecimal(r.amountWei),
+          metadata: r.metadata,
+        })),
+        skipDuplicates: true,
+        select: { idempotencyKey: true },
+      });
+      const fresh = new Set(created.map((c) => c.idempotencyKey));
+      const replays = requests.filter((r) => !fresh.has(r.idempotencyKey));
+      if (replays.length) {
+        const stored = await tx.mint.findMany({ where: { idempotencyKey: { in: replays.map((r) => r.idempotencyKey) } } });
+        const byKey = new Map(stored.map((s) => [s.idempotencyKey, s]));
+        for (const r of replays) {
+          const s = byKey.get(r.idempotencyKey);
+          if (s && !sameMint({ toAddress: s.toAddress, amountWei: fromDecimal(s.amountWei) }, r)) {
+            throw new AdapterError("already_exists", "IDEMPOTENCY_KEY_REUSED", `idempotency key "${r.idempotencyKey}" was used for a different mint`);
+          }
+        }
+      }
+      return fresh;
+    });
+  }
+
+  private async awaitFinal(keys: string[], deadline: number) {
+    const { db, completions } = this.deps;
+    for (;;) {
+      const rows = await db.mint.findMany({ where: { idempotencyKey: { in: keys } }, include: { transaction: true } });
+      const byKey = new Map(rows.map((r) => [r.idempotencyKey, r]));
+      const open = rows.filter((r) => r.status === "PENDING" || r.status === "SUBMITTED");
+      if (open.length === 0 || Date.now() >= deadline) return byKey;
+      // Nothing can be sent while the breaker is open: say so now rather than at the deadline.
+      if (open.some((r) => r.status === "PENDING")) this.failFastWhenChainDown();
+      // Woken by our own dispatcher; the short cap covers other adapter processes.
+      await completions.wait(open.map((r) => r.idempotencyKey), Math.min(250, deadline - Date.now()));
+    }
+  }
+}
+

@@ -1,0 +1,150 @@
+import type { Hash, Hex, TransactionReceipt } from "viem";
+import type { Logger } from "@cashback/runtime";
+import type { ChainClient } from "../chain/chain-client.ts";
+import { mintOutcomes } from "../chain/token-calls.ts";
+import { toDecimal, type Db, type Tx } from "../db.ts";
+import type { Metrics } from "../metrics.ts";
+import type { Completions } from "./completions.ts";
+
+/**
+ * Moves mints and their transactions to a final state from what the chain says: a receipt of
+ * ours, or the CashbackMinted event of a mint id that some earlier transaction (maybe one a
+ * crash kept us from recording) already minted.
+ */
+export class Settlement {
+  private readonly db: Db;
+  private readonly chain: ChainClient;
+  private readonly completions: Completions;
+  private readonly logger: Logger;
+  private readonly metrics: Metrics;
+
+  constructor(deps: { db: Db; chain: ChainClient; completions: Completions; logger: Logger; metrics: Metrics }) {
+    this.db = deps.db;
+    this.chain = deps.chain;
+    this.completions = deps.completions;
+    this.logger = deps.logger;
+    this.metrics = deps.metrics;
+  }
+
+  /** Records the receipt of transaction `txId`. Safe to call twice (the second does nothing). */
+  async recordReceipt(txId: bigint, receipt: TransactionReceipt): Promise<void> {
+    const finished: string[] = [];
+    await this.db.$transaction(
+      async (tx) => {
+        const [row] = await tx.$queryRaw<{ status: string; nonce: bigint; from_address: string }[]>`
+          SELECT status::text, nonce, from_address FROM blockchain_transactions WHERE id = ${txId} FOR UPDATE`;
+        if (!row || row.status === "CONFIRMED" || row.status === "FAILED") return;
+
+        const ok = receipt.status === "success";
+        await tx.blockchainTransaction.update({
+          where: { id: txId },
+          data: {
+            status: ok ? "CONFIRMED" : "FAILED",
+            blockNumber: receipt.blockNumber,
+            blockHash: receipt.blockHash,
+            gasUsed: toDecimal(receipt.gasUsed),
+            minedAt: new Date(),
+            errorMessage: ok ? null : "reverted on chain",
+          },
+        });
+        // Other transactions with this nonce (replacements, or the original a replacement
+        // superseded) can never be mined now; their mints belong to this one.
+        const siblings = await tx.blockchainTransaction.findMany({
+          where: { chainId: this.chain.chainId, fromAddress: row.from_address, nonce: row.nonce, id: { not: txId } },
+          select: { id: true },
+        });
+        const txIds = [txId, ...siblings.map((s) => s.id)];
+        if (siblings.length) {
+          await tx.blockchainTransaction.updateMany({ where: { id: { in: siblings.map((s) => s.id) } }, data: { status: "DROPPED" } });
+        }
+        const mints = await tx.mint.findMany({ where: { transactionId: { in: txIds }, status: { in: ["PENDING", "SUBMITTED"] } } });
+
+        if (!ok) {
+          await tx.mint.updateMany({
+            where: { idempotencyKey: { in: mints.map((m) => m.idempotencyKey) } },
+            data: { status: "FAILED", errorReason: "REVERTED", errorMessage: `transaction ${receipt.transactionHash} reverted`, transactionId: txId },
+          });
+          finished.push(...mints.map((m) => m.idempotencyKey));
+          this.metrics.mints.inc({ status: "failed" }, mints.length);
+          return;
+        }
+        const { minted, skipped } = mintOutcomes(this.chain.token, receipt.logs);
+        const here = mints.filter((m) => minted.has(m.mintId as Hex));
+        await tx.mint.updateMany({
+          where: { idempotencyKey: { in: here.map((m) => m.idempotencyKey) } },
+          data: { status: "CONFIRMED", transactionId: txId, errorReason: null, errorMessage: null },
+        });
+        finished.push(...here.map((m) => m.idempotencyKey));
+        this.metrics.mints.inc({ status: "confirmed" }, here.length);
+        // Skipped: minted before, by a transaction we may never have recorded. Find it.
+        const elsewhere = mints.filter((m) => skipped.has(m.mintId as Hex));
+        finished.push(...(await this.settleMinted(tx, elsewhere)));
+        const missing = mints.filter((m) => !minted.has(m.mintId as Hex) && !skipped.has(m.mintId as Hex));
+        if (missing.length) {
+          // Should not happen: the transaction succeeded without mentioning them. Try again.
+          await tx.mint.updateMany({ where: { idempotencyKey: { in: missing.map((m) => m.idempotencyKey) } }, data: { status: "PENDING", transactionId: null } });
+          this.logger.error({ tx: receipt.transactionHash, keys: missing.map((m) => m.idempotencyKey) }, "mints missing from their receipt; re-queued");
+        }
+      },
+      { timeout: 30_000 },
+    );
+    this.metrics.transactions.inc({ event: receipt.status === "success" ? "confirmed" : "failed" });
+    this.completions.notify(finished);
+  }
+
+  /**
+   * For mints whose id the contract already holds: links each to the transaction that minted it
+   * (recording that transaction if it is not ours on file) and confirms it. Returns the keys
+   * settled; mints the chain has no event for are left as they are.
+   */
+  async settleMinted(tx: Tx, mints: readonly { idempotencyKey: string; mintId: string }[]): Promise<string[]> {
+    const settled: string[] = [];
+    for (const mint of mints) {
+      const found = await this.chain.findMint(mint.mintId as Hex);
+      if (!found) continue;
+      const txId = await this.ensureMinedTxRow(tx, found.txHash);
+      await tx.mint.update({
+        where: { idempotencyKey: mint.idempotencyKey },
+        data: { status: "CONFIRMED", transactionId: txId, errorReason: null, errorMessage: null },
+      });
+      settled.push(mint.idempotencyKey);
+      this.metrics.mints.inc({ status: "confirmed" });
+      this.logger.info({ key: mint.idempotencyKey, tx: found.txHash }, "mint already on chain; recorded without sending");
+    }
+    return settled;
+  }
+
+  /** The row of a mined transaction, created from the chain when a crash kept us from writing it. */
+  private async ensureMinedTxRow(tx: Tx, hash: Hash): Promise<bigint> {
+    const receipt = await this.chain.receipt(hash);
+    if (!receipt) throw new Error(`no receipt for ${hash}, though its event was found`);
+    const existing = await tx.blockchainTransaction.findUnique({ where: { txHash: hash } });
+    const mined = {
+      status: "CONFIRMED" as const,
+      blockNumber: receipt.blockNumber,
+      blockHash: receipt.blockHash,
+      gasUsed: toDecimal(receipt.gasUsed),
+      minedAt: new Date(),
+    };
+    if (existing) {
+      if (existing.status !== "CONFIRMED") await tx.blockchainTransaction.update({ where: { id: existing.id }, data: mined });
+      return existing.id;
+    }
+    const onChain = await this.chain.client.getTransaction({ hash });
+    const created = await tx.blockchainTransaction.create({
+      data: {
+        chainId: this.chain.chainId,
+        txHash: hash,
+        fromAddress: onChain.from,
+        toAddress: onChain.to ?? this.chain.token,
+        nonce: BigInt(onChain.nonce),
+        kind: "recovered",
+        rawTx: null,
+        maxFeePerGas: toDecimal(onChain.maxFeePerGas ?? onChain.gasPrice ?? 0n),
+        maxPriorityFeePerGas: toDecimal(onChain.maxPriorityFeePerGas ?? 0n),
+        ...mined,
+      },
+    });
+    return created.id;
+  }
+}

@@ -1,0 +1,156 @@
+import type { Hash, Hex } from "viem";
+import type { Logger } from "@cashback/runtime";
+import type { ChainClient } from "../chain/chain-client.ts";
+import { shortMessage } from "../chain/rpc-errors.ts";
+import { fromDecimal, toDecimal, type Db } from "../db.ts";
+import type { Metrics } from "../metrics.ts";
+import type { MintDispatcher } from "./dispatcher.ts";
+import type { Settlement } from "./settlement.ts";
+
+/** Fee bump for a replacement; nodes require at least +10% on both fee fields. */
+const BUMP_PERCENT = 125n;
+
+/**
+ * Looks after transactions that have no recorded receipt yet, oldest nonce first:
+ * - a receipt exists (for it or a replacement with its nonce): record it;
+ * - its nonce was used by a transaction that is not ours on file: drop it and re-queue its
+ *   mints (the dispatcher checks their ids on chain before sending anything again);
+ * - the node no longer knows it (dropped from the mempool, node restarted): send the same
+ *   signed bytes again;
+ * - pending longer than `stuckAfterMs`: replace it with the same call, same nonce, higher fees.
+ */
+export class TxMonitor {
+  private readonly deps: {
+    db: Db;
+    chain: ChainClient;
+    settlement: Settlement;
+    dispatcher: MintDispatcher;
+    logger: Logger;
+    metrics: Metrics;
+    confirmations: number;
+    stuckAfterMs: number;
+    intervalMs: number;
+  };
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+
+  constructor(deps: TxMonitor["deps"]) {
+    this.deps = deps;
+  }
+
+  start(): void {
+    const tick = () => {
+      this.running = this.check()
+        .catch((err) => this.deps.logger.warn({ err: shortMessage(err) }, "transaction monitor round failed"))
+        .finally(() => {
+          if (this.timer !== undefined) this.timer = setTimeout(tick, this.deps.intervalMs);
+        });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** One pass over every open transaction. Exposed for tests and start-up. */
+  async check(): Promise<void> {
+    const { db, chain } = this.deps;
+    const open = await db.blockchainTransaction.findMany({
+      where: { chainId: chain.chainId, fromAddress: chain.signerAddress, status: "SUBMITTED" },
+      orderBy: [{ nonce: "asc" }, { id: "asc" }],
+    });
+    if (open.length === 0) return;
+    const minedNonce = BigInt(await chain.minedNonce());
+    for (const tx of open) {
+      const attempts = await db.blockchainTransaction.findMany({
+        where: { chainId: chain.chainId, fromAddress: tx.fromAddress, nonce: tx.nonce, status: { in: ["SUBMITTED", "REPLACED"] } },
+      });
+      if (await this.recordAnyReceipt(attempts)) continue;
+      if (tx.nonce < minedNonce) {
+        await this.dropAndRequeue(attempts.map((a) => a.id), tx.txHash);
+        continue;
+      }
+      if (Date.now() - tx.submittedAt.getTime() < this.deps.stuckAfterMs || !tx.rawTx) continue;
+      if (!(await chain.isKnown(tx.txHash as Hash))) await this.rebroadcast(tx.id, tx.txHash, tx.rawTx as Hex);
+      else await this.replace(tx);
+    }
+  }
+
+  private async recordAnyReceipt(attempts: { id: bigint; txHash: string }[]): Promise<boolean> {
+    const { chain, confirmations } = this.deps;
+    for (const attempt of attempts) {
+      const receipt = await chain.receipt(attempt.txHash as Hash);
+      if (!receipt) continue;
+      if (confirmations > 1 && (await chain.blockNumber()) - receipt.blockNumber + 1n < BigInt(confirmations)) return true;
+      await this.deps.settlement.recordReceipt(attempt.id, receipt);
+      return true;
+    }
+    return false;
+  }
+
+  private async dropAndRequeue(ids: bigint[], hash: string): Promise<void> {
+    await this.deps.db.$transaction([
+      this.deps.db.blockchainTransaction.updateMany({ where: { id: { in: ids } }, data: { status: "DROPPED" } }),
+      this.deps.db.mint.updateMany({ where: { transactionId: { in: ids }, status: "SUBMITTED" }, data: { status: "PENDING", transactionId: null } }),
+    ]);
+    this.deps.metrics.transactions.inc({ event: "dropped" });
+    this.deps.logger.warn({ tx: hash }, "transaction's nonce was used by another transaction; its mints are re-queued");
+    this.deps.dispatcher.requireChainCheck();
+  }
+
+  private async rebroadcast(id: bigint, hash: string, raw: Hex): Promise<void> {
+    await this.deps.chain.broadcast(raw);
+    await this.deps.db.blockchainTransaction.update({ where: { id }, data: { broadcasts: { increment: 1 }, submittedAt: new Date() } });
+    this.deps.metrics.transactions.inc({ event: "rebroadcast" });
+    this.deps.logger.warn({ tx: hash }, "transaction unknown to the node; sent again");
+  }
+
+  private async replace(tx: {
+    id: bigint;
+    txHash: string;
+    nonce: bigint;
+    kind: string;
+    rawTx: string | null;
+    maxFeePerGas: Parameters<typeof fromDecimal>[0];
+    maxPriorityFeePerGas: Parameters<typeof fromDecimal>[0];
+  }): Promise<void> {
+    const { chain, db } = this.deps;
+    const original = await chain.client.getTransaction({ hash: tx.txHash as Hash });
+    const fees = await chain.client.estimateFeesPerGas();
+    const bump = (old: bigint, now: bigint) => {
+      const bumped = (old * BUMP_PERCENT) / 100n;
+      return bumped > now ? bumped : now;
+    };
+    const signed = await chain.sign({
+      kind: tx.kind as "mint" | "mint_batch",
+      nonce: tx.nonce,
+      data: original.input,
+      gas: original.gas,
+      maxFeePerGas: bump(fromDecimal(tx.maxFeePerGas), fees.maxFeePerGas),
+      maxPriorityFeePerGas: bump(fromDecimal(tx.maxPriorityFeePerGas), fees.maxPriorityFeePerGas),
+    });
+    await db.$transaction(async (t) => {
+      const created = await t.blockchainTransaction.create({
+        data: {
+          chainId: chain.chainId,
+          txHash: signed.hash,
+          fromAddress: chain.signerAddress,
+          toAddress: chain.token,
+          nonce: signed.nonce,
+          kind: signed.kind,
+          rawTx: signed.raw,
+          maxFeePerGas: toDecimal(signed.maxFeePerGas),
+          maxPriorityFeePerGas: toDecimal(signed.maxPriorityFeePerGas),
+        },
+      });
+      await t.blockchainTransaction.update({ where: { id: tx.id }, data: { status: "REPLACED", replacedById: created.id } });
+      await t.mint.updateMany({ where: { transactionId: tx.id }, data: { transactionId: created.id } });
+      await chain.broadcast(signed.raw);
+    });
+    this.deps.metrics.transactions.inc({ event: "replaced" });
+    this.deps.logger.warn({ tx: tx.txHash, replacement: signed.hash, nonce: tx.nonce.toString() }, "stuck transaction replaced with higher fees");
+  }
+}

@@ -1,0 +1,72 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Registry } from "prom-client";
+
+type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+
+/**
+ * One port for gRPC (HTTP/2 cleartext), gRPC-Web and Connect (HTTP/1.1 or HTTP/2), plus plain
+ * GET /healthz, /readyz and /metrics. Node's h2c server can not fall back to HTTP/1.1, so each
+ * connection's first bytes pick the server: the HTTP/2 preface starts with "PRI".
+ */
+export async function startServer(opts: {
+  host: string;
+  port: number;
+  routes: (router: ConnectRouter) => void;
+  metrics: Registry;
+  ready: () => Promise<boolean>;
+}): Promise<{ port: number; close: () => Promise<void> }> {
+  const plain: Handler = (req, res) => {
+    void (async () => {
+      const path = (req.url ?? "").split("?")[0];
+      if (req.method === "GET" && path === "/healthz") return send(res, 200, "text/plain", "ok\n");
+      if (req.method === "GET" && path === "/readyz") {
+        const ready = await opts.ready().catch(() => false);
+        return send(res, ready ? 200 : 503, "text/plain", ready ? "ready\n" : "not ready\n");
+      }
+      if (req.method === "GET" && path === "/metrics") return send(res, 200, opts.metrics.contentType, await opts.metrics.metrics());
+      send(res, 404, "text/plain", "not found\n");
+    })();
+  };
+  const handler = connectNodeAdapter({ routes: opts.routes, fallback: plain as never }) as Handler;
+  const h1 = http.createServer(handler);
+  const h2 = http2.createServer(handler);
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.once("data", (chunk) => {
+      socket.pause();
+      socket.unshift(chunk);
+      if (chunk.subarray(0, 3).toString("latin1") === "PRI") {
+        h2.emit("connection", socket);
+      } else {
+        h1.emit("connection", socket);
+        socket.resume(); // the HTTP/1 parser reads in flowing mode
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, resolve);
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        h1.closeIdleConnections();
+        // Give in-flight calls a moment, then cut what is left (long-lived HTTP/2 sessions).
+        setTimeout(() => sockets.forEach((s) => s.destroy()), 1_000).unref();
+      }),
+  };
+}
+
+function send(res: http.ServerResponse | http2.Http2ServerResponse, status: number, type: string, body: string) {
+  (res as http.ServerResponse).writeHead(status, { "content-type": type });
+  (res as http.ServerResponse).end(body);
+}
