@@ -1,0 +1,103 @@
+import { describe, expect, it } from "vitest";
+import { encodeEventTopics, encodeAbiParameters, keccak256, stringToHex, type Log } from "viem";
+import { cashbackTokenAbi } from "@cashback/token";
+import { ConfigError } from "@cashback/runtime";
+import { encodeMints, mintOutcomes } from "../src/chain/token-calls.ts";
+import { loadConfig } from "../src/config.ts";
+import { backoffMs } from "../src/mints/dispatcher.ts";
+import { mintIdFor, parseMintRequest, sameMint } from "../src/mints/mint-request.ts";
+import { nextNonce } from "../src/nonces/nonce-policy.ts";
+
+const token = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+const to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+
+describe("parseMintRequest", () => {
+  it("derives the mint id from the key alone and keeps the amount exact", () => {
+    const req = parseMintRequest({ idempotencyKey: "ledger:42", to: to.toLowerCase(), amountWei: "123456789012345678901234567890", metadata: { purchase: "p-1" } });
+    expect(req.mintId).toBe(keccak256(stringToHex("ledger:42")));
+    expect(req.mintId).toBe(mintIdFor("ledger:42"));
+    expect(req.to).toBe(to); // checksummed
+    expect(req.amountWei).toBe(123456789012345678901234567890n);
+  });
+
+  it("accepts the largest uint256", () => {
+    const max = (2n ** 256n - 1n).toString();
+    expect(parseMintRequest({ idempotencyKey: "k", to, amountWei: max, metadata: {} }).amountWei).toBe(2n ** 256n - 1n);
+  });
+
+  it("rejects leading zeros and too much metadata", () => {
+    expect(() => parseMintRequest({ idempotencyKey: "k", to, amountWei: "007", metadata: {} })).toThrow(/amount_wei/);
+    const metadata = Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, "v"]));
+    expect(() => parseMintRequest({ idempotencyKey: "k", to, amountWei: "1", metadata })).toThrow(/metadata/);
+  });
+
+  it("treats the same recipient in another letter case as the same mint", () => {
+    const req = parseMintRequest({ idempotencyKey: "k", to, amountWei: "5", metadata: {} });
+    expect(sameMint({ toAddress: to.toLowerCase(), amountWei: 5n }, req)).toBe(true);
+    expect(sameMint({ toAddress: to, amountWei: 6n }, req)).toBe(false);
+  });
+});
+
+describe("nextNonce", () => {
+  it.each([
+    { chain: 5n, open: undefined, next: 5n, why: "no open transactions: the chain decides" },
+    { chain: 5n, open: 7n, next: 8n, why: "open transactions keep their nonces" },
+    { chain: 9n, open: 7n, next: 9n, why: "the chain moved past them (used elsewhere)" },
+    { chain: 0n, open: 0n, next: 1n, why: "first transaction still open" },
+  ])("$why", ({ chain, open, next }) => {
+    expect(nextNonce(chain, open)).toBe(next);
+  });
+});
+
+describe("token calls", () => {
+  it("uses mint for one entry and mintBatch for several", () => {
+    const m = { to, amountWei: 1n, mintId: mintIdFor("a") } as const;
+    expect(encodeMints([m]).kind).toBe("mint");
+    expect(encodeMints([m, { ...m, mintId: mintIdFor("b") }]).kind).toBe("mint_batch");
+    expect(() => encodeMints([])).toThrow();
+  });
+
+  it("reads minted and skipped ids from a receipt's logs, ignoring other contracts", () => {
+    const log = (eventName: "CashbackMinted" | "MintSkipped", id: string, address = token) =>
+      ({
+        address,
+        topics: encodeEventTopics({ abi: cashbackTokenAbi, eventName, args: { mintId: mintIdFor(id), to } }),
+        data: encodeAbiParameters([{ type: "uint256" }], [1n]),
+      }) as unknown as Log;
+    const { minted, skipped } = mintOutcomes(token, [
+      log("CashbackMinted", "a"),
+      log("MintSkipped", "b"),
+      log("CashbackMinted", "c", "0x0000000000000000000000000000000000000001"),
+    ]);
+    expect([...minted]).toEqual([mintIdFor("a")]);
+    expect([...skipped]).toEqual([mintIdFor("b")]);
+  });
+});
+
+describe("backoff", () => {
+  it("grows with failures, stays within its cap and above zero", () => {
+    for (let failures = 1; failures < 30; failures++) {
+      const ms = backoffMs(failures);
+      expect(ms).toBeGreaterThan(0);
+      expect(ms).toBeLessThanOrEqual(Math.min(5_000, 100 * 2 ** failures) + 1);
+    }
+  });
+});
+
+describe("config", () => {
+  it("works with no environment at all (local defaults)", () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ host: "127.0.0.1", port: 50051, usingDevKey: true, confirmations: 1 });
+  });
+
+  it("refuses to listen beyond loopback without an explicit token", () => {
+    expect(() => loadConfig({ ADAPTER_HOST: "0.0.0.0" })).toThrow(ConfigError);
+    expect(loadConfig({ ADAPTER_HOST: "0.0.0.0", ADAPTER_AUTH_TOKEN: "s3cret" }).authToken).toBe("s3cret");
+  });
+
+  it("names the variable that is malformed", () => {
+    expect(() => loadConfig({ ADAPTER_PORT: "http" })).toThrow(/ADAPTER_PORT/);
+    expect(() => loadConfig({ ADAPTER_PRIVATE_KEY: "0x12" })).toThrow(/ADAPTER_PRIVATE_KEY/);
+    expect(() => loadConfig({ TOKEN_ADDRESS: "0xnope" })).toThrow(/TOKEN_ADDRESS/);
+  });
+});

@@ -1,0 +1,162 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { createPublicClient, createWalletClient, http } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { TransactionStatus } from "@cashback/proto/blockchain/v1";
+import { cashbackTokenAbi } from "@cashback/token";
+import { mintIdFor } from "../src/mints/mint-request.ts";
+import { startTestChain, type TestChain } from "./support/chain.ts";
+import { startTestAdapter } from "./support/adapter.ts";
+
+let chain: TestChain;
+const running: { stop(): Promise<void>; dropDatabase(): Promise<void> }[] = [];
+const shopper = () => privateKeyToAccount(generatePrivateKey()).address;
+
+async function sql<T extends pg.QueryResultRow>(url: string, text: string, params: unknown[] = []) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(text, params)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+async function signerNonce(): Promise<number> {
+  const client = createPublicClient({ transport: http(chain.nodeUrl) });
+  return client.getTransactionCount({ address: chain.minter, blockTag: "pending" });
+}
+
+/** Mints straight on chain with the adapter's key, as a crashed adapter's broadcast would have. */
+async function mintBehindTheAdaptersBack(key: string, to: `0x${string}`, amount: bigint) {
+  const wallet = createWalletClient({ account: privateKeyToAccount(chain.adapterKey), transport: http(chain.nodeUrl) });
+  const hash = await wallet.writeContract({ address: chain.token, abi: cashbackTokenAbi, functionName: "mint", args: [to, amount, mintIdFor(key)], chain: null });
+  await createPublicClient({ transport: http(chain.nodeUrl) }).waitForTransactionReceipt({ hash });
+  return hash;
+}
+
+beforeAll(async () => {
+  chain = await startTestChain();
+});
+afterEach(async () => {
+  for (const r of running.splice(0)) {
+    await r.stop();
+    await r.dropDatabase();
+  }
+});
+afterAll(async () => {
+  await chain?.close();
+});
+
+describe("nonces", () => {
+  it("recovers from a drifted wallet_nonces row, at restart and while running", async () => {
+    const first = await startTestAdapter(chain);
+    const to = shopper();
+    await first.client.mintToken({ idempotencyKey: "nonce-before", to, amountWei: "1" });
+    await first.adapter.stop();
+
+    // Too high (a lost transaction would leave a gap the node never fills).
+    await sql(first.databaseUrl, "UPDATE wallet_nonces SET next_nonce = next_nonce + 7");
+    const second = await startTestAdapter(chain, {}, first.databaseUrl);
+    running.push({ stop: second.stop, dropDatabase: first.dropDatabase });
+    const [row] = await sql<{ next_nonce: string }>(first.databaseUrl, "SELECT next_nonce FROM wallet_nonces");
+    expect(Number(row!.next_nonce)).toBe(await signerNonce());
+    const afterHigh = await second.client.mintToken({ idempotencyKey: "nonce-after-high", to, amountWei: "1" });
+    expect(afterHigh.status).toBe(TransactionStatus.CONFIRMED);
+
+    // Too low, while running: the node says "nonce too low", the adapter resyncs and goes on.
+    await sql(first.databaseUrl, "UPDATE wallet_nonces SET next_nonce = 0");
+    const afterLow = await second.client.mintToken({ idempotencyKey: "nonce-after-low", to, amountWei: "1" });
+    expect(afterLow.status).toBe(TransactionStatus.CONFIRMED);
+    expect((await second.client.getBalance({ address: to })).balanceWei).toBe("3");
+    const metrics = await (await fetch(`${second.baseUrl}/metrics`)).text();
+    expect(metrics).toMatch(/adapter_nonce_resyncs_total [1-9]/);
+  });
+});
+
+describe("idempotency across a crash", () => {
+  it("settles a mint broadcast before a crash from the chain, without sending it again", async () => {
+    const a = await startTestAdapter(chain);
+    running.push(a);
+    await a.adapter.stop();
+    // The crashed adapter had recorded the key and broadcast the mint, but not committed.
+    const to = shopper();
+    await sql(a.databaseUrl, "INSERT INTO mints (idempotency_key, mint_id, to_address, amount_wei) VALUES ($1, $2, $3, $4)", [
+      "crash-1",
+      mintIdFor("crash-1"),
+      to,
+      "500",
+    ]);
+    const original = await mintBehindTheAdaptersBack("crash-1", to, 500n);
+    const nonceBefore = await signerNonce();
+
+    const restarted = await startTestAdapter(chain, {}, a.databaseUrl);
+    running.splice(0, 1, { stop: restarted.stop, dropDatabase: a.dropDatabase });
+    const replay = await restarted.client.mintToken({ idempotencyKey: "crash-1", to, amountWei: "500" });
+    expect(replay).toMatchObject({ status: TransactionStatus.CONFIRMED, txHash: original, replayed: true });
+    expect(await signerNonce()).toBe(nonceBefore); // nothing else was sent
+    expect((await restarted.client.getBalance({ address: to })).balanceWei).toBe("500");
+    const tx = await restarted.client.getTransaction({ lookup: { case: "txHash", value: original } });
+    expect(tx.status).toBe(TransactionStatus.CONFIRMED);
+  });
+
+  it("uses the contract's mint id when the database never saw the key", async () => {
+    const a = await startTestAdapter(chain);
+    running.push(a);
+    const to = shopper();
+    const original = await mintBehindTheAdaptersBack("lost-db-1", to, 7n);
+    await mintBehindTheAdaptersBack("lost-db-2", to, 11n);
+
+    const single = await a.client.mintToken({ idempotencyKey: "lost-db-1", to, amountWei: "7" });
+    expect(single).toMatchObject({ status: TransactionStatus.CONFIRMED, txHash: original });
+    // In a batch the contract skips the used id and mints the rest.
+    const batch = await a.client.mintBatch({
+      mints: [
+        { idempotencyKey: "lost-db-2", to, amountWei: "11" },
+        { idempotencyKey: "lost-db-3", to, amountWei: "13" },
+      ],
+    });
+    expect(batch.results.map((r) => r.status)).toEqual([TransactionStatus.CONFIRMED, TransactionStatus.CONFIRMED]);
+    expect(batch.results[0]!.txHash).not.toBe(batch.results[1]!.txHash);
+    expect((await a.client.getBalance({ address: to })).balanceWei).toBe(String(7 + 11 + 13));
+  });
+});
+
+describe("stuck and dropped transactions", () => {
+  it("re-sends a dropped transaction and replaces a stuck one with higher fees", async () => {
+    const a = await startTestAdapter(chain, { TX_STUCK_AFTER_MS: "300", RECEIPT_TIMEOUT_MS: "400", TX_MONITOR_INTERVAL_MS: "3600000" });
+    running.push(a);
+    const to = shopper();
+    await chain.rpc("evm_setAutomine", [false]);
+    try {
+      // Dropped from the mempool: the monitor sends the same signed bytes again.
+      const dropped = await a.client.mintToken({ idempotencyKey: "dropped-1", to, amountWei: "3" });
+      expect(dropped.status).toBe(TransactionStatus.SUBMITTED);
+      expect(await chain.rpc("hardhat_dropTransaction", [dropped.txHash])).toBe(true);
+      await new Promise((r) => setTimeout(r, 350));
+      await a.adapter.monitor.check();
+      await chain.rpc("evm_mine");
+      await a.adapter.monitor.check();
+      const afterDrop = await a.client.getTransaction({ lookup: { case: "idempotencyKey", value: "dropped-1" } });
+      expect(afterDrop).toMatchObject({ status: TransactionStatus.CONFIRMED, txHash: dropped.txHash });
+      const [resent] = await sql<{ broadcasts: number }>(a.databaseUrl, "SELECT broadcasts FROM blockchain_transactions WHERE tx_hash = $1", [dropped.txHash]);
+      expect(resent!.broadcasts).toBe(2);
+
+      // Still pending after stuckAfterMs: replaced (same nonce, higher fees); only one can be mined.
+      const stuck = await a.client.mintToken({ idempotencyKey: "stuck-1", to, amountWei: "4" });
+      expect(stuck.status).toBe(TransactionStatus.SUBMITTED);
+      await new Promise((r) => setTimeout(r, 350));
+      await a.adapter.monitor.check();
+      await chain.rpc("evm_mine");
+      await a.adapter.monitor.check();
+      const afterStuck = await a.client.getTransaction({ lookup: { case: "idempotencyKey", value: "stuck-1" } });
+      expect(afterStuck.status).toBe(TransactionStatus.CONFIRMED);
+      expect(afterStuck.txHash).not.toBe(stuck.txHash);
+      const rows = await sql<{ status: string }>(a.databaseUrl, "SELECT status::text FROM blockchain_transactions WHERE tx_hash = $1", [stuck.txHash]);
+      expect(rows[0]!.status).toBe("DROPPED");
+    } finally {
+      await chain.rpc("evm_setAutomine", [true]);
+    }
+    expect((await a.client.getBalance({ address: to })).balanceWei).toBe("7");
+  });
+});
