@@ -4,6 +4,7 @@ import { BlockchainService, file_cashback_blockchain_v1_blockchain } from "@cash
 import { ensureDatabase, migrate } from "@cashback/db";
 import { redactUrl, type Logger } from "@cashback/runtime";
 import { ChainClient } from "./chain/chain-client.ts";
+import { ensureChainContinuity } from "./chain/chain-continuity.ts";
 import { createChainBreaker } from "./chain/circuit-breaker.ts";
 import { LOCAL_CHAIN_ID, type AdapterConfig } from "./config.ts";
 import { createDb } from "./db.ts";
@@ -37,6 +38,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
   logger.info({ chainId: chain.chainId, token: chain.token, signer: chain.signerAddress }, "chain connected");
 
   const db = createDb(config.databaseUrl);
+  await ensureChainContinuity(db, chain, logger);
   const nonces = new NonceStore(db, chain, logger, metrics);
   await nonces.resync("start-up");
   const completions = new Completions();

@@ -160,3 +160,28 @@ describe("stuck and dropped transactions", () => {
     expect((await a.client.getBalance({ address: to })).balanceWei).toBe("7");
   });
 });
+
+describe("a restarted local chain", () => {
+  it("clears records of the old chain so a replayed key mints on the new one", async () => {
+    const a = await startTestAdapter(chain);
+    const to = shopper();
+    await a.client.mintToken({ idempotencyKey: "old-chain-1", to, amountWei: "9" });
+    await a.adapter.stop();
+
+    const fresh = await startTestChain(); // a new in-memory chain, like restarting `npm run chain`
+    try {
+      const b = await startTestAdapter(fresh, {}, a.databaseUrl);
+      running.push({ stop: b.stop, dropDatabase: a.dropDatabase });
+      const after = await b.client.mintToken({ idempotencyKey: "old-chain-1", to, amountWei: "9" });
+      expect(after.replayed).toBe(false);
+      expect(after.status).toBe(TransactionStatus.CONFIRMED);
+      expect(after.blockNumber).toBeGreaterThan(0n);
+      expect((await b.client.getBalance({ address: to })).balanceWei).toBe("9");
+      await b.stop();
+      running.pop();
+      await a.dropDatabase();
+    } finally {
+      await fresh.close();
+    }
+  });
+});

@@ -11,7 +11,10 @@ export class Completions {
     }
   }
 
-  /** Resolves when any of `keys` is notified, or after `ms`. */
+  /**
+   * Resolves when any of `keys` is notified, or after `ms`. Register before reading the state
+   * you wait on, so a notification between the read and the wait is not missed.
+   */
   wait(keys: readonly string[], ms: number): Promise<void> {
     return new Promise((resolve) => {
       const wake = () => {

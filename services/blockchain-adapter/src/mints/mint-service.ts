@@ -106,15 +106,18 @@ export class MintService {
 
   private async awaitFinal(keys: string[], deadline: number) {
     const { db, completions } = this.deps;
+    let waiting = keys;
     for (;;) {
+      // Woken by our own dispatcher; the short cap covers other adapter processes.
+      const woken = completions.wait(waiting, Math.max(1, Math.min(250, deadline - Date.now())));
       const rows = await db.mint.findMany({ where: { idempotencyKey: { in: keys } }, include: { transaction: true } });
       const byKey = new Map(rows.map((r) => [r.idempotencyKey, r]));
       const open = rows.filter((r) => r.status === "PENDING" || r.status === "SUBMITTED");
       if (open.length === 0 || Date.now() >= deadline) return byKey;
       // Nothing can be sent while the breaker is open: say so now rather than at the deadline.
       if (open.some((r) => r.status === "PENDING")) this.failFastWhenChainDown();
-      // Woken by our own dispatcher; the short cap covers other adapter processes.
-      await completions.wait(open.map((r) => r.idempotencyKey), Math.min(250, deadline - Date.now()));
+      waiting = open.map((r) => r.idempotencyKey);
+      await woken;
     }
   }
 }

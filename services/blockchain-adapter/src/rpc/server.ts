@@ -35,6 +35,11 @@ export async function startServer(opts: {
   const h1 = http.createServer(handler);
   const h2 = http2.createServer(handler);
   const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.on("close", () => sessions.delete(session));
+  });
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
@@ -59,9 +64,10 @@ export async function startServer(opts: {
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
+        // Finish in-flight calls (HTTP/2 GOAWAY lets open streams end), then cut what is left.
         h1.closeIdleConnections();
-        // Give in-flight calls a moment, then cut what is left (long-lived HTTP/2 sessions).
-        setTimeout(() => sockets.forEach((s) => s.destroy()), 1_000).unref();
+        for (const session of sessions) session.close();
+        setTimeout(() => sockets.forEach((s) => s.destroy()), 5_000).unref();
       }),
   };
 }
