@@ -1,0 +1,52 @@
+# shellcheck shell=bash
+# Makes sure the repository's dependencies are installed under Node 24, then puts
+# node_modules/.bin (Node 24 itself, tsx, vitest, hardhat, buf...) first on PATH.
+#
+# Meant to be SOURCED, so the PATH change reaches the caller:
+#     source scripts/bootstrap.sh        # from any directory
+# Running it (`bash scripts/bootstrap.sh`) only installs.
+#
+# Idempotent: it runs `npm ci` only when node_modules/.bin/node is missing or package-lock.json
+# is newer than node_modules/.package-lock.json (the copy npm writes after an install). npm must
+# itself run under Node 24 while installing, or Hardhat's native EDR package is silently skipped,
+# hence `npx -p node@24`. `npm ci` ends with the root postinstall (`npm run generate`), which
+# produces the gitignored generated code (proto, contract artifacts/ABI, Prisma clients).
+#
+# If npm/npx is missing: as root it installs Debian's nodejs + npm (only used to fetch Node 24),
+# otherwise it says what to install and fails.
+# It does not change the caller's shell options (no `set -e` leaks out when sourced).
+
+_cashback_bootstrap() {
+  local repo
+  repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)" || return 1
+
+  if ! command -v npx >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "bootstrap: npm/npx not found; installing Debian's nodejs and npm" >&2
+      apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm || return 1
+    else
+      echo "bootstrap: npm and npx are required (any Node.js >= 18 with npm; the repo brings its own Node 24)." >&2
+      echo "bootstrap: install them, e.g. 'sudo apt-get install -y nodejs npm' on Debian/Ubuntu, then run again." >&2
+      return 1
+    fi
+  fi
+
+  if [ ! -x "$repo/node_modules/.bin/node" ] || [ "$repo/package-lock.json" -nt "$repo/node_modules/.package-lock.json" ]; then
+    echo "bootstrap: installing dependencies under Node 24 (npm ci, then npm run generate)" >&2
+    (cd "$repo" && npx --yes -p node@24 -c 'npm ci') || {
+      echo "bootstrap: npm ci failed" >&2
+      return 1
+    }
+  fi
+
+  case "$PATH" in
+    "$repo/node_modules/.bin:"*) ;; # already first
+    *) export PATH="$repo/node_modules/.bin:$PATH" ;;
+  esac
+}
+
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then
+  _cashback_bootstrap || return 1 # sourced
+else
+  _cashback_bootstrap || exit 1 # run as a program
+fi

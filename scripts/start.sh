@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# `npm start`: the local stack in the foreground. Installs dependencies if needed
+# (scripts/bootstrap.sh), makes sure Postgres and NATS JetStream run (scripts/ensure-services.sh),
+# then hands over to scripts/start.ts, which starts the Hardhat node + token deployment and the
+# blockchain adapter with [name]-prefixed output, prints a banner when they are ready and stops
+# them all on Ctrl-C / SIGTERM (or when one of them exits).
+# Env: CHAIN_PORT (8545), ADAPTER_PORT (50051), ADAPTER_AUTH_TOKEN (dev-adapter-token).
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+# shellcheck source=bootstrap.sh
+source scripts/bootstrap.sh
+bash scripts/ensure-services.sh
+
+# exec: signals sent to this script reach the supervisor directly
+exec node --import tsx scripts/start.ts "$@"

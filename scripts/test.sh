@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `npm test`: installs dependencies if needed (scripts/bootstrap.sh), makes sure Postgres and
+# NATS JetStream answer (scripts/ensure-services.sh), then runs the whole Vitest suite
+# (contracts, packages/*, services/*). Arguments go to vitest: `npm test -- services/blockchain-adapter`.
+# Exits with vitest's code.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+# shellcheck source=bootstrap.sh
+source scripts/bootstrap.sh
+bash scripts/ensure-services.sh
+
+exec npx vitest run "$@"
