@@ -46,6 +46,7 @@ wait_for() {
 
 # ---------------------------------------------------------------------------- PostgreSQL
 
+# shellcheck disable=SC2016 # $0/$1 expand in the inner bash
 tcp_open() { timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null; }
 pg_up() {
   if command -v pg_isready >/dev/null; then
@@ -55,6 +56,7 @@ pg_up() {
   fi
 }
 
+# shellcheck disable=SC2012 # version folder names
 pg_version() { ls /etc/postgresql 2>/dev/null | sort -V | tail -n1; }
 
 # Dev/CI box only: lets user postgres in over 127.0.0.1/::1 without a password (trust), as the
@@ -110,6 +112,7 @@ ensure_postgres() {
 # ---------------------------------------------------------------------------- NATS
 
 # Reads the server's INFO line; JetStream-enabled servers say "jetstream":true in it.
+# shellcheck disable=SC2016
 nats_info() { timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1" && IFS= read -r line <&3 && printf "%s\n" "$line"' "$NATS_HOST" "$NATS_PORT" 2>/dev/null; }
 nats_up() { nats_info | grep -q '^INFO'; }
 

@@ -9,7 +9,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-# shellcheck source=bootstrap.sh
+# shellcheck source=scripts/bootstrap.sh
 source scripts/bootstrap.sh
 bash scripts/ensure-services.sh
 
