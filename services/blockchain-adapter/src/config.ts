@@ -54,7 +54,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     tokenAddress: tokenAddress ? getAddress(tokenAddress) : undefined,
     confirmations: int(env, "CHAIN_CONFIRMATIONS", 1, { min: 1, max: 64 }),
     receiptTimeoutMs: int(env, "RECEIPT_TIMEOUT_MS", 30_000, { min: 100 }),
-    batchMax: int(env, "MINT_BATCH_MAX", 100, { min: 1, max: 500 }),
+    // 200 mints to fresh wallets use ~10.2M gas, under the 16.7M per-transaction cap (EIP-7825).
+    batchMax: int(env, "MINT_BATCH_MAX", 100, { min: 1, max: 200 }),
     batchWindowMs: int(env, "MINT_BATCH_WINDOW_MS", 0, { max: 10_000 }),
     monitorIntervalMs: int(env, "TX_MONITOR_INTERVAL_MS", 2_000, { min: 50 }),
     stuckAfterMs: int(env, "TX_STUCK_AFTER_MS", 30_000, { min: 100 }),

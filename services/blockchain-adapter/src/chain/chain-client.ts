@@ -125,7 +125,9 @@ export class ChainClient {
   async prepareMints(mints: readonly MintCall[], nonce: bigint): Promise<PreparedTx> {
     const { kind, data } = encodeMints(mints);
     const [estimate, fees] = await Promise.all([
-      this.client.estimateGas({ account: this.signer, to: this.token, data }).catch((err: unknown) => {
+      // The address, not the local account: viem would otherwise fetch chain id, nonce and fees
+      // one after another to fill a transaction that estimation does not need.
+      this.client.estimateGas({ account: this.signer.address, to: this.token, data }).catch((err: unknown) => {
         throw asContractRejection(err) ?? err;
       }),
       this.client.estimateFeesPerGas(),
