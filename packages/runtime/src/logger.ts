@@ -3,7 +3,7 @@ import { pino, type Logger } from "pino";
 export type { Logger };
 
 /** Any field with one of these names is replaced by "[redacted]" wherever it appears in a log line. */
-const SECRET_KEYS = ["privateKey", "authToken", "authorization", "password", "secret", "token", "apiKey"];
+const SECRET_KEYS = ["privateKey", "signerKey", "authToken", "authorization", "password", "secret", "apiKey"];
 
 export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "info"): Logger {
   return pino({

@@ -35,7 +35,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
   if (config.usingDevKey && chain.chainId !== LOCAL_CHAIN_ID) {
     throw new Error(`ADAPTER_PRIVATE_KEY is unset: the public dev key is only allowed on chain ${LOCAL_CHAIN_ID}`);
   }
-  logger.info({ chainId: chain.chainId, token: chain.token, signer: chain.signerAddress }, "chain connected");
+  logger.info({ chainId: chain.chainId, tokenAddress: chain.token, signer: chain.signerAddress }, "chain connected");
 
   const db = createDb(config.databaseUrl);
   await ensureChainContinuity(db, chain, logger);
