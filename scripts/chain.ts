@@ -3,23 +3,12 @@
 // Env: CHAIN_PORT (8545), CHAIN_HOST (127.0.0.1; 0.0.0.0 inside a container, see docker-compose.yml).
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
+import { rpcAnswers } from "./rpc-answers.ts";
 
 const port = Number(process.env.CHAIN_PORT ?? 8545);
 const host = process.env.CHAIN_HOST ?? "127.0.0.1";
 const rpcUrl = `http://127.0.0.1:${port}`; // this process reaches the node over loopback either way
 
-async function rpcAnswers(): Promise<boolean> {
-  try {
-    const res = await fetch(rpcUrl, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
-    });
-    return res.ok;
-  } catch {
-    return false;
-  }
-}
 
 function run(cmd: string, args: string[]) {
   return spawn(cmd, args, { stdio: "inherit", env: { ...process.env, CHAIN_RPC_URL: rpcUrl } });
@@ -27,7 +16,7 @@ function run(cmd: string, args: string[]) {
 
 let node: ReturnType<typeof spawn> | undefined;
 let stopping = false; // set on Ctrl-C / SIGTERM: the node's exit is then expected
-if (await rpcAnswers()) {
+if (await rpcAnswers(rpcUrl)) {
   console.log(`chain: a node already answers at ${rpcUrl}`);
 } else {
   node = spawn("hardhat", ["node", "--hostname", host, "--port", String(port)], {
@@ -38,7 +27,7 @@ if (await rpcAnswers()) {
     console.error(`chain: hardhat node exited (${code ?? signal})`);
     process.exit(code ?? 1);
   });
-  for (let i = 0; !(await rpcAnswers()); i++) {
+  for (let i = 0; !(await rpcAnswers(rpcUrl)); i++) {
     if (i > 120) throw new Error(`hardhat node did not answer at ${rpcUrl} within 60 s`);
     await sleep(500);
   }

@@ -14,6 +14,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { rpcAnswers } from "./rpc-answers.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const chainPort = Number(process.env.CHAIN_PORT ?? 8545);
@@ -37,11 +38,11 @@ interface Service {
 
 // A node already answering on the port (someone's `npm run chain`) is reused: chain.ts then only
 // deploys (or reuses the deployment) and exits.
-const chainAlreadyRunning = await rpcAnswers();
+const chainAlreadyRunning = await rpcAnswers(rpcUrl);
 
 // One line per service, in start order. Later: cashback-api and mint-consumer.
 const services: Service[] = [
-  { name: "chain", command: "npm run chain", env: { CHAIN_PORT: String(chainPort) }, readyLine: /^\{"chainId":/, probe: rpcAnswers, oneShot: chainAlreadyRunning },
+  { name: "chain", command: "npm run chain", env: { CHAIN_PORT: String(chainPort) }, readyLine: /^\{"chainId":/, probe: () => rpcAnswers(rpcUrl), oneShot: chainAlreadyRunning },
   { name: "adapter", command: "npm run start -w @cashback/blockchain-adapter", env: { CHAIN_RPC_URL: rpcUrl, ADAPTER_PORT: String(adapterPort) }, probe: () => httpOk(`${adapterUrl}/readyz`) },
   // { name: "api", command: "npm run start -w @cashback/cashback-api", probe: () => httpOk("http://127.0.0.1:3000/readyz") },
   // { name: "mint", command: "npm run start -w @cashback/mint-consumer", probe: () => httpOk("http://127.0.0.1:<port>/readyz") },
@@ -185,19 +186,6 @@ setInterval(() => {
   }
 }, 1_000).unref();
 
-async function rpcAnswers(): Promise<boolean> {
-  try {
-    const res = await fetch(rpcUrl, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
-      signal: AbortSignal.timeout(2_000),
-    });
-    return res.ok;
-  } catch {
-    return false;
-  }
-}
 
 async function httpOk(url: string): Promise<boolean> {
   try {

@@ -1,52 +1,40 @@
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorDetailSchema, TransactionStatus } from "@cashback/proto/blockchain/v1";
-import { startTestChain, type TestChain } from "./support/chain.ts";
-import { startTestAdapter } from "./support/adapter.ts";
+import { useTestStack } from "./support/adapter.ts";
 
-let chain: TestChain;
-let a: Awaited<ReturnType<typeof startTestAdapter>>;
+const stack = useTestStack({ BREAKER_FAILURES: "3", BREAKER_HALF_OPEN_AFTER_MS: "500", RPC_TIMEOUT_MS: "500", TX_MONITOR_INTERVAL_MS: "3600000" });
 const to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
-beforeAll(async () => {
-  chain = await startTestChain();
-  a = await startTestAdapter(chain, { BREAKER_FAILURES: "3", BREAKER_HALF_OPEN_AFTER_MS: "500", RPC_TIMEOUT_MS: "500", TX_MONITOR_INTERVAL_MS: "3600000" });
-});
-afterAll(async () => {
-  await a?.stop();
-  await a?.dropDatabase();
-  await chain?.close();
-});
-
-const circuitState = async () => Number(/adapter_chain_circuit_state (\d)/.exec(await (await fetch(`${a.baseUrl}/metrics`)).text())?.[1]);
+const circuitState = async () => Number(/adapter_chain_circuit_state (\d)/.exec(await (await fetch(`${stack.adapter.baseUrl}/metrics`)).text())?.[1]);
 const failure = async (call: Promise<unknown>) => {
   const err = ConnectError.from(await call.then(() => undefined, (e) => e));
   return { code: err.code, detail: err.findDetails(ErrorDetailSchema)[0] };
 };
 
 it("RPC down: calls fail retryable, the breaker opens and fails fast, then recovers", async () => {
-  await chain.proxy.down();
+  await stack.chain.proxy.down();
 
   // Failures reach the node's (closed) port until the breaker has seen 3 in a row.
   for (let i = 0; i < 3; i++) {
-    const { code, detail } = await failure(a.client.getBalance({ address: to }));
+    const { code, detail } = await failure(stack.adapter.client.getBalance({ address: to }));
     expect(code).toBe(Code.Unavailable);
     expect(detail?.retryable).toBe(true);
   }
   expect(await circuitState()).toBe(1); // open
 
   const started = performance.now();
-  const { code, detail } = await failure(a.client.mintToken({ idempotencyKey: "while-open", to, amountWei: "1" }));
+  const { code, detail } = await failure(stack.adapter.client.mintToken({ idempotencyKey: "while-open", to, amountWei: "1" }));
   expect(performance.now() - started).toBeLessThan(200); // fails fast, nothing waits on the node
   expect(code).toBe(Code.Unavailable);
   expect(detail).toMatchObject({ retryable: true, reason: "CIRCUIT_OPEN" });
 
-  await chain.proxy.up();
+  await stack.chain.proxy.up();
   await new Promise((r) => setTimeout(r, 600)); // halfOpenAfter
-  const balance = await a.client.getBalance({ address: to });
+  const balance = await stack.adapter.client.getBalance({ address: to });
   expect(balance.blockNumber).toBeGreaterThan(0n);
   expect(await circuitState()).toBe(0); // closed
 
-  const minted = await a.client.mintToken({ idempotencyKey: "after-recovery", to, amountWei: "1" });
+  const minted = await stack.adapter.client.mintToken({ idempotencyKey: "after-recovery", to, amountWei: "1" });
   expect(minted.status).toBe(TransactionStatus.CONFIRMED);
 });

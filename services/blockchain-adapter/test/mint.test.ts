@@ -1,98 +1,86 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { TransactionStatus } from "@cashback/proto/blockchain/v1";
 import { parseEther } from "viem";
 import { privateKeyToAccount, generatePrivateKey } from "viem/accounts";
-import { startTestChain, type TestChain } from "./support/chain.ts";
-import { startTestAdapter, type RunningAdapter } from "./support/adapter.ts";
+import { useTestStack } from "./support/adapter.ts";
 
-let chain: TestChain;
-let a: RunningAdapter & { dropDatabase(): Promise<void> };
+const stack = useTestStack();
 const shopper = () => privateKeyToAccount(generatePrivateKey()).address;
-
-beforeAll(async () => {
-  chain = await startTestChain();
-  a = await startTestAdapter(chain);
-});
-afterAll(async () => {
-  await a?.stop();
-  await a?.dropDatabase();
-  await chain?.close();
-});
 
 describe("MintToken and GetBalance", () => {
   it("mints to a wallet and the balance shows it", async () => {
     const to = shopper();
-    const res = await a.client.mintToken({ idempotencyKey: "entry-1", to, amountWei: parseEther("1.25").toString() });
+    const res = await stack.adapter.client.mintToken({ idempotencyKey: "entry-1", to, amountWei: parseEther("1.25").toString() });
     expect(res.status).toBe(TransactionStatus.CONFIRMED);
     expect(res.txHash).toMatch(/^0x[0-9a-f]{64}$/);
     expect(res.blockNumber).toBeGreaterThan(0n);
     expect(res.replayed).toBe(false);
 
-    const balance = await a.client.getBalance({ address: to });
+    const balance = await stack.adapter.client.getBalance({ address: to });
     expect(balance.balanceWei).toBe(parseEther("1.25").toString());
     expect(balance.blockNumber).toBeGreaterThanOrEqual(res.blockNumber);
 
-    const byKey = await a.client.getTransaction({ lookup: { case: "idempotencyKey", value: "entry-1" } });
+    const byKey = await stack.adapter.client.getTransaction({ lookup: { case: "idempotencyKey", value: "entry-1" } });
     expect(byKey).toMatchObject({ status: TransactionStatus.CONFIRMED, txHash: res.txHash, idempotencyKeys: ["entry-1"] });
     expect(byKey.confirmations).toBeGreaterThanOrEqual(1n);
     expect(BigInt(byKey.gasUsed)).toBeGreaterThan(21_000n);
-    const byHash = await a.client.getTransaction({ lookup: { case: "txHash", value: res.txHash } });
+    const byHash = await stack.adapter.client.getTransaction({ lookup: { case: "txHash", value: res.txHash } });
     expect(byHash.blockNumber).toBe(res.blockNumber);
   });
 
   it("replaying a key returns the same transaction and mints nothing more", async () => {
     const to = shopper();
-    const first = await a.client.mintToken({ idempotencyKey: "entry-replay", to, amountWei: "1000" });
-    const again = await a.client.mintToken({ idempotencyKey: "entry-replay", to, amountWei: "1000" });
+    const first = await stack.adapter.client.mintToken({ idempotencyKey: "entry-replay", to, amountWei: "1000" });
+    const again = await stack.adapter.client.mintToken({ idempotencyKey: "entry-replay", to, amountWei: "1000" });
     expect(again).toMatchObject({ txHash: first.txHash, blockNumber: first.blockNumber, replayed: true, status: TransactionStatus.CONFIRMED });
-    expect((await a.client.getBalance({ address: to })).balanceWei).toBe("1000");
+    expect((await stack.adapter.client.getBalance({ address: to })).balanceWei).toBe("1000");
   });
 
   it("refuses a known key with other parameters (ALREADY_EXISTS)", async () => {
     const to = shopper();
-    await a.client.mintToken({ idempotencyKey: "entry-conflict", to, amountWei: "5" });
-    const err = await a.client.mintToken({ idempotencyKey: "entry-conflict", to, amountWei: "6" }).catch((e) => e);
+    await stack.adapter.client.mintToken({ idempotencyKey: "entry-conflict", to, amountWei: "5" });
+    const err = await stack.adapter.client.mintToken({ idempotencyKey: "entry-conflict", to, amountWei: "6" }).catch((e) => e);
     expect(ConnectError.from(err).code).toBe(Code.AlreadyExists);
-    expect((await a.client.getBalance({ address: to })).balanceWei).toBe("5");
+    expect((await stack.adapter.client.getBalance({ address: to })).balanceWei).toBe("5");
   });
 
   it("mints 100 concurrent calls with distinct keys, batched, without a nonce error", async () => {
     const to = shopper();
     const results = await Promise.all(
-      Array.from({ length: 100 }, (_, i) => a.client.mintToken({ idempotencyKey: `concurrent-${i}`, to, amountWei: `${i + 1}` })),
+      Array.from({ length: 100 }, (_, i) => stack.adapter.client.mintToken({ idempotencyKey: `concurrent-${i}`, to, amountWei: `${i + 1}` })),
     );
     expect(results.every((r) => r.status === TransactionStatus.CONFIRMED)).toBe(true);
-    expect((await a.client.getBalance({ address: to })).balanceWei).toBe(String((100 * 101) / 2));
+    expect((await stack.adapter.client.getBalance({ address: to })).balanceWei).toBe(String((100 * 101) / 2));
     const txs = new Set(results.map((r) => r.txHash));
     expect(txs.size).toBeLessThan(100); // concurrent calls share mintBatch transactions
-    const rows = await a.adapter.db.blockchainTransaction.count({ where: { status: { not: "CONFIRMED" } } });
+    const rows = await stack.adapter.adapter.db.blockchainTransaction.count({ where: { status: { not: "CONFIRMED" } } });
     expect(rows).toBe(0);
   });
 
   it("MintBatch mints every entry in one transaction", async () => {
     const to = shopper();
-    const res = await a.client.mintBatch({
+    const res = await stack.adapter.client.mintBatch({
       mints: Array.from({ length: 50 }, (_, i) => ({ idempotencyKey: `batch-${i}`, to, amountWei: "2" })),
     });
     expect(res.results).toHaveLength(50);
     expect(new Set(res.results.map((r) => r.txHash)).size).toBe(1);
     expect(res.results.map((r) => r.idempotencyKey)).toEqual(Array.from({ length: 50 }, (_, i) => `batch-${i}`));
-    expect((await a.client.getBalance({ address: to })).balanceWei).toBe("100");
+    expect((await stack.adapter.client.getBalance({ address: to })).balanceWei).toBe("100");
   });
 
   it("a mint the contract rejects is FAILED and not retryable", async () => {
-    await chain.rpc("hardhat_impersonateAccount", [privateKeyToAccount(chain.adminKey).address]);
+    await stack.chain.rpc("hardhat_impersonateAccount", [privateKeyToAccount(stack.chain.adminKey).address]);
     const pause = async (fn: "pause" | "unpause") => {
       const { encodeFunctionData } = await import("viem");
       const { cashbackTokenAbi } = await import("@cashback/token");
-      await chain.rpc("eth_sendTransaction", [
-        { from: privateKeyToAccount(chain.adminKey).address, to: chain.token, data: encodeFunctionData({ abi: cashbackTokenAbi, functionName: fn }) },
+      await stack.chain.rpc("eth_sendTransaction", [
+        { from: privateKeyToAccount(stack.chain.adminKey).address, to: stack.chain.token, data: encodeFunctionData({ abi: cashbackTokenAbi, functionName: fn }) },
       ]);
     };
     await pause("pause");
     try {
-      const res = await a.client.mintToken({ idempotencyKey: "entry-paused", to: shopper(), amountWei: "1" });
+      const res = await stack.adapter.client.mintToken({ idempotencyKey: "entry-paused", to: shopper(), amountWei: "1" });
       expect(res.status).toBe(TransactionStatus.FAILED);
       expect(res.error).toMatchObject({ retryable: false, reason: "REVERTED" });
       expect(res.error?.message).toMatch(/EnforcedPause/);
@@ -117,18 +105,18 @@ describe("input validation", () => {
     ["a key too long", { idempotencyKey: "k".repeat(201) }, /idempotency_key/],
   ];
   it.each(cases)("rejects %s with INVALID_ARGUMENT", async (_name, change, message) => {
-    const err = ConnectError.from(await a.client.mintToken({ ...valid, ...change }).catch((e) => e));
+    const err = ConnectError.from(await stack.adapter.client.mintToken({ ...valid, ...change }).catch((e) => e));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.rawMessage).toMatch(message);
   });
 
   it("rejects a malformed balance address", async () => {
-    const err = ConnectError.from(await a.client.getBalance({ address: "nope" }).catch((e) => e));
+    const err = ConnectError.from(await stack.adapter.client.getBalance({ address: "nope" }).catch((e) => e));
     expect(err.code).toBe(Code.InvalidArgument);
   });
 
   it("NOT_FOUND for an unknown key or hash", async () => {
-    const err = ConnectError.from(await a.client.getTransaction({ lookup: { case: "idempotencyKey", value: "never" } }).catch((e) => e));
+    const err = ConnectError.from(await stack.adapter.client.getTransaction({ lookup: { case: "idempotencyKey", value: "never" } }).catch((e) => e));
     expect(err.code).toBe(Code.NotFound);
   });
 });

@@ -1,30 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import path from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { BlockchainService } from "@cashback/proto/blockchain/v1";
 import { diffSchemaWithDatabase } from "@cashback/db/testing";
-import { startTestChain, type TestChain } from "./support/chain.ts";
-import { bearer, startTestAdapter, TEST_TOKEN } from "./support/adapter.ts";
+import { bearer, TEST_TOKEN, useTestStack } from "./support/adapter.ts";
 
-let chain: TestChain;
-let a: Awaited<ReturnType<typeof startTestAdapter>>;
+const stack = useTestStack();
 const address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-
-beforeAll(async () => {
-  chain = await startTestChain();
-  a = await startTestAdapter(chain);
-});
-afterAll(async () => {
-  await a?.stop();
-  await a?.dropDatabase();
-  await chain?.close();
-});
 
 describe("authentication", () => {
   it("rejects a call without a bearer token or with a wrong one (UNAUTHENTICATED)", async () => {
-    const anonymous = createClient(BlockchainService, createGrpcTransport({ baseUrl: a.baseUrl }));
-    const wrong = createClient(BlockchainService, createGrpcTransport({ baseUrl: a.baseUrl, interceptors: [bearer("nope")] }));
+    const anonymous = createClient(BlockchainService, createGrpcTransport({ baseUrl: stack.adapter.baseUrl }));
+    const wrong = createClient(BlockchainService, createGrpcTransport({ baseUrl: stack.adapter.baseUrl, interceptors: [bearer("nope")] }));
     for (const client of [anonymous, wrong]) {
       const err = ConnectError.from(await client.getBalance({ address }).catch((e) => e));
       expect(err.code).toBe(Code.Unauthenticated);
@@ -34,7 +22,7 @@ describe("authentication", () => {
 
 describe("protocols on one port", () => {
   it("serves Connect JSON over HTTP/1.1 (curl-style)", async () => {
-    const url = `${a.baseUrl}/cashback.blockchain.v1.BlockchainService/GetBalance`;
+    const url = `${stack.adapter.baseUrl}/cashback.blockchain.v1.BlockchainService/GetBalance`;
     const init = { method: "POST", body: JSON.stringify({ address }) };
     const denied = await fetch(url, { ...init, headers: { "content-type": "application/json" } });
     expect(denied.status).toBe(401);
@@ -46,24 +34,24 @@ describe("protocols on one port", () => {
   it("serves the Connect protocol over HTTP/2", async () => {
     const client = createClient(
       BlockchainService,
-      createConnectTransport({ baseUrl: a.baseUrl, httpVersion: "2", interceptors: [bearer(TEST_TOKEN)] }),
+      createConnectTransport({ baseUrl: stack.adapter.baseUrl, httpVersion: "2", interceptors: [bearer(TEST_TOKEN)] }),
     );
     expect((await client.getBalance({ address })).address).toBe(address);
   });
 
   it("answers health, readiness and metrics probes", async () => {
-    expect(await (await fetch(`${a.baseUrl}/healthz`)).text()).toBe("ok\n");
-    expect((await fetch(`${a.baseUrl}/readyz`)).status).toBe(200);
-    const metrics = await (await fetch(`${a.baseUrl}/metrics`)).text();
+    expect(await (await fetch(`${stack.adapter.baseUrl}/healthz`)).text()).toBe("ok\n");
+    expect((await fetch(`${stack.adapter.baseUrl}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${stack.adapter.baseUrl}/metrics`)).text();
     expect(metrics).toContain("adapter_chain_circuit_state 0");
     expect(metrics).toContain("adapter_chain_calls_total");
-    expect((await fetch(`${a.baseUrl}/nope`)).status).toBe(404);
+    expect((await fetch(`${stack.adapter.baseUrl}/nope`)).status).toBe(404);
   });
 });
 
 describe("database", () => {
   it("the migrated database matches the Prisma model", async () => {
     const schemaPath = path.resolve(import.meta.dirname, "../prisma/schema.prisma");
-    expect(await diffSchemaWithDatabase({ schemaPath, connectionString: a.databaseUrl })).toEqual([]);
+    expect(await diffSchemaWithDatabase({ schemaPath, connectionString: stack.adapter.databaseUrl })).toEqual([]);
   });
 });

@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from "vitest";
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { BlockchainService } from "@cashback/proto/blockchain/v1";
@@ -5,7 +6,7 @@ import { createTestDatabase } from "@cashback/db/testing";
 import { createLogger } from "@cashback/runtime";
 import { startAdapter, type Adapter } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
-import type { TestChain } from "./chain.ts";
+import { startTestChain, type TestChain } from "./chain.ts";
 
 export const TEST_TOKEN = "test-token";
 
@@ -55,3 +56,21 @@ export const bearer =
     req.header.set("authorization", `Bearer ${token}`);
     return next(req);
   };
+
+/**
+ * For a test file that needs one chain and one adapter: starts both before its tests, stops
+ * them (and drops the database) after. Read `stack.chain` / `stack.adapter` inside tests.
+ */
+export function useTestStack(env: Record<string, string> = {}) {
+  const stack = {} as { chain: TestChain; adapter: Awaited<ReturnType<typeof startTestAdapter>> };
+  beforeAll(async () => {
+    stack.chain = await startTestChain();
+    stack.adapter = await startTestAdapter(stack.chain, env);
+  });
+  afterAll(async () => {
+    await stack.adapter?.stop();
+    await stack.adapter?.dropDatabase();
+    await stack.chain?.close();
+  });
+  return stack;
+}
