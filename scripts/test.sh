@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm test`: installs dependencies if needed (scripts/bootstrap.sh), makes sure Postgres and
-# NATS JetStream answer (scripts/ensure-services.sh), then runs the whole Vitest suite
+# NATS JetStream answer (scripts/ensure-services.sh), type-checks, then runs the whole Vitest suite
 # (contracts, packages/*, services/*). Arguments go to vitest: `npm test -- services/blockchain-adapter`.
 # Exits with vitest's code.
 set -euo pipefail
@@ -11,4 +11,6 @@ cd "$repo"
 source scripts/bootstrap.sh
 bash scripts/ensure-services.sh
 
+# Types first: a type error fails fast, before the suite spends its half minute.
+npx tsc --noEmit -p tsconfig.json
 exec npx vitest run "$@"
