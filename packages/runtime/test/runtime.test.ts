@@ -1,0 +1,53 @@
+import { Writable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { ConfigError, createLogger, int, isLoopback, redactUrl, str, url } from "../src/index.ts";
+
+function capture() {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  return { lines, stream };
+}
+
+describe("createLogger", () => {
+  it("redacts secrets wherever they sit in a log line", () => {
+    const { lines, stream } = capture();
+    const logger = createLogger("test", "info", stream);
+    logger.info({ privateKey: "0xdeadbeef", config: { authToken: "s3cret", password: "pw" }, deep: { a: { apiKey: "k" } } }, "hello");
+    const out = lines.join("");
+    for (const secret of ["0xdeadbeef", "s3cret", '"pw"', '"k"']) expect(out).not.toContain(secret);
+    expect(out).toContain("[redacted]");
+    expect(JSON.parse(out)).toMatchObject({ service: "test", msg: "hello" });
+  });
+
+  it("keeps fields that only look like secrets by name prefix", () => {
+    const { lines, stream } = capture();
+    createLogger("test", "info", stream).info({ tokenAddress: "0x5FbDB2315678afecb367f032d93F642f64180aa3" });
+    expect(lines.join("")).toContain("0x5FbDB2315678afecb367f032d93F642f64180aa3");
+  });
+});
+
+describe("env readers", () => {
+  it("falls back to defaults for unset or blank variables", () => {
+    expect(str({ A: "  " }, "A", "d")).toBe("d");
+    expect(int({}, "N", 7)).toBe(7);
+  });
+
+  it("names the variable when a value is malformed or out of range", () => {
+    expect(() => int({ N: "1.5" }, "N", 1)).toThrow(/N must be a whole number/);
+    expect(() => int({ N: "900" }, "N", 1, { max: 10 })).toThrow(ConfigError);
+    expect(() => url({ U: "not a url" }, "U", "http://x")).toThrow(/U must be a URL/);
+    expect(() => str({}, "REQUIRED")).toThrow(/REQUIRED is required/);
+  });
+
+  it("hides a URL's password and tells loopback hosts apart", () => {
+    expect(redactUrl("postgresql://app:hunter2@db:5432/x")).toBe("postgresql://app:***@db:5432/x");
+    expect(isLoopback("127.0.0.1")).toBe(true);
+    expect(isLoopback("::1")).toBe(true);
+    expect(isLoopback("0.0.0.0")).toBe(false);
+  });
+});
