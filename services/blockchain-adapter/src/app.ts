@@ -42,7 +42,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
   const nonces = new NonceStore(db, chain, logger, metrics);
   await nonces.resync("start-up");
   const completions = new Completions();
-  const settlement = new Settlement({ db, chain, completions, logger, metrics });
+  const settlement = new Settlement({ db, chain, completions, logger, metrics, confirmations: config.confirmations });
   const receipts = new ReceiptWatcher({ chain, settlement, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs });
   const dispatcher = new MintDispatcher({ db, chain, nonces, settlement, receipts, completions, logger, metrics, batchMax: config.batchMax, batchWindowMs: config.batchWindowMs });
   const monitor = new TxMonitor({ db, chain, settlement, dispatcher, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs, intervalMs: config.monitorIntervalMs });

@@ -100,6 +100,42 @@ describe("idempotency across a crash", () => {
     expect(tx.status).toBe(TransactionStatus.CONFIRMED);
   });
 
+  it("waits for a pre-crash transaction still in the mempool instead of failing or resending", async () => {
+    const a = await startTestAdapter(chain);
+    running.push(a);
+    await a.adapter.stop();
+    const to = shopper();
+    await chain.rpc("evm_setAutomine", [false]);
+    try {
+      await sql(a.databaseUrl, "INSERT INTO mints (idempotency_key, mint_id, to_address, amount_wei) VALUES ($1, $2, $3, $4)", [
+        "crash-mempool",
+        mintIdFor("crash-mempool"),
+        to,
+        "500",
+      ]);
+      // The crashed round's transaction: broadcast, not yet mined.
+      const wallet = createWalletClient({ account: privateKeyToAccount(chain.adapterKey), transport: http(chain.nodeUrl) });
+      const original = await wallet.writeContract({ address: chain.token, abi: cashbackTokenAbi, functionName: "mint", args: [to, 500n, mintIdFor("crash-mempool")], chain: null });
+
+      const restarted = await startTestAdapter(chain, { RECEIPT_TIMEOUT_MS: "300" }, a.databaseUrl);
+      running.splice(0, 1, { stop: restarted.stop, dropDatabase: a.dropDatabase });
+      const waiting = await restarted.client.mintToken({ idempotencyKey: "crash-mempool", to, amountWei: "500" });
+      expect(waiting.status).toBe(TransactionStatus.SUBMITTED); // not FAILED, not sent again
+
+      await chain.rpc("evm_mine");
+      let settled = waiting;
+      for (let i = 0; i < 50 && settled.status !== TransactionStatus.CONFIRMED; i++) {
+        settled = await restarted.client.mintToken({ idempotencyKey: "crash-mempool", to, amountWei: "500" });
+      }
+      expect(settled).toMatchObject({ status: TransactionStatus.CONFIRMED, txHash: original });
+      expect((await restarted.client.getBalance({ address: to })).balanceWei).toBe("500");
+      const [{ count }] = (await sql<{ count: string }>(a.databaseUrl, "SELECT count(*) FROM blockchain_transactions WHERE kind <> 'recovered'")) as [{ count: string }];
+      expect(count).toBe("0");
+    } finally {
+      await chain.rpc("evm_setAutomine", [true]);
+    }
+  });
+
   it("uses the contract's mint id when the database never saw the key", async () => {
     const a = await startTestAdapter(chain);
     running.push(a);
@@ -183,5 +219,40 @@ describe("a restarted local chain", () => {
     } finally {
       await fresh.close();
     }
+  });
+});
+
+describe("a mint the contract refuses", () => {
+  it("fails only that mint, not the others sharing its batch", async () => {
+    const a = await startTestAdapter(chain, { TX_MONITOR_INTERVAL_MS: "3600000" });
+    running.push(a);
+    const to = shopper();
+    await a.client.mintToken({ idempotencyKey: "poison-seed", to, amountWei: "1" }); // totalSupply > 0
+    // Rows the API would refuse today (e.g. written by an older version): this amount overflows
+    // totalSupply, so the contract reverts with a panic.
+    const huge = (2n ** 256n - 1n).toString();
+    const rows = [["poison-1", "1"], ["poison-bad", huge], ["poison-2", "1"], ["poison-3", "1"]];
+    // One statement, so the dispatcher claims them together as one batch.
+    await sql(
+      a.databaseUrl,
+      "INSERT INTO mints (idempotency_key, mint_id, to_address, amount_wei) SELECT k, m, $1, a::numeric FROM unnest($2::text[], $3::text[], $4::text[]) AS t(k, m, a)",
+      [to, rows.map(([k]) => k), rows.map(([k]) => mintIdFor(k!)), rows.map(([, amt]) => amt)],
+    );
+    a.adapter.dispatcher.nudge();
+    let statuses: Record<string, string> = {};
+    for (let i = 0; i < 100; i++) {
+      const found = await sql<{ idempotency_key: string; status: string }>(a.databaseUrl, "SELECT idempotency_key, status::text FROM mints WHERE idempotency_key LIKE 'poison-%' AND idempotency_key <> 'poison-seed'");
+      statuses = Object.fromEntries(found.map((r) => [r.idempotency_key, r.status]));
+      if (Object.values(statuses).every((st) => st === "CONFIRMED" || st === "FAILED")) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(statuses).toEqual({ "poison-1": "CONFIRMED", "poison-bad": "FAILED", "poison-2": "CONFIRMED", "poison-3": "CONFIRMED" });
+    expect((await a.client.getBalance({ address: to })).balanceWei).toBe("4");
+    const bad = await a.client.getTransaction({ lookup: { case: "idempotencyKey", value: "poison-bad" } });
+    expect(bad.status).toBe(TransactionStatus.FAILED);
+    expect(bad.error?.message).toMatch(/rejected the mint/);
+    // The three good mints still shared one transaction.
+    const good = await a.client.getTransaction({ lookup: { case: "idempotencyKey", value: "poison-1" } });
+    expect([...good.idempotencyKeys].sort()).toEqual(["poison-1", "poison-2", "poison-3"]);
   });
 });

@@ -182,21 +182,37 @@ export class ChainClient {
     return this.client.getBlockNumber({ cacheTime: 0 });
   }
 
-  mintIdUsed(mintId: Hex): Promise<boolean> {
-    return this.client.readContract({ address: this.token, abi: cashbackTokenAbi, functionName: "mintIdUsed", args: [mintId] });
+  /** Whether each id is used, in order; "pending" also counts transactions in the mempool. */
+  async mintIdsUsed(mintIds: readonly Hex[], blockTag: "latest" | "pending" = "latest"): Promise<boolean[]> {
+    const used: boolean[] = [];
+    for (let i = 0; i < mintIds.length; i += 50) {
+      const chunk = mintIds.slice(i, i + 50); // bounded fan-out towards the node
+      used.push(
+        ...(await Promise.all(
+          chunk.map((mintId) =>
+            this.client.readContract({ address: this.token, abi: cashbackTokenAbi, functionName: "mintIdUsed", args: [mintId], blockTag }),
+          ),
+        )),
+      );
+    }
+    return used;
   }
 
-  /** The transaction that minted `mintId`, found by the event's indexed topic. */
-  async findMint(mintId: Hex): Promise<{ txHash: Hash; blockNumber: bigint } | undefined> {
+  /** The mined transactions that minted these ids (one log query, by the event's indexed topic). */
+  async findMints(mintIds: readonly Hex[]): Promise<Map<Hex, { txHash: Hash; blockNumber: bigint }>> {
+    const found = new Map<Hex, { txHash: Hash; blockNumber: bigint }>();
+    if (mintIds.length === 0) return found;
     const logs = await this.client.getContractEvents({
       address: this.token,
       abi: cashbackTokenAbi,
       eventName: "CashbackMinted",
-      args: { mintId },
+      args: { mintId: [...mintIds] },
       fromBlock: this.deployBlock,
       toBlock: "latest",
     });
-    const log = logs[0];
-    return log ? { txHash: log.transactionHash, blockNumber: log.blockNumber } : undefined;
+    for (const log of logs) {
+      if (log.args.mintId && !found.has(log.args.mintId)) found.set(log.args.mintId, { txHash: log.transactionHash, blockNumber: log.blockNumber });
+    }
+    return found;
   }
 }

@@ -44,8 +44,15 @@ export class MintDispatcher {
   private loop?: Promise<void>;
   private wake?: () => void;
   private nudged = false;
-  /** After start-up or a failure that may have reached the chain, check ids before sending. */
-  private verifyOnChain = true;
+  /**
+   * When to ask the contract which queued mint ids are used before sending: at start-up, after
+   * a failure that may have left a broadcast unrecorded (inDoubt), when asked (a dropped
+   * transaction's mints were re-queued), and while some ids wait for a transaction not yet mined.
+   */
+  private checkRequested = true;
+  private inDoubt = false;
+  /** Keys whose mint id is used on chain by a transaction not yet mined: not to be sent again. */
+  private awaitingChain = new Set<string>();
   private resyncNonce = false;
 
   constructor(deps: MintDispatcher["deps"]) {
@@ -71,7 +78,7 @@ export class MintDispatcher {
 
   /** Mints re-queued by someone else (e.g. a dropped transaction) must be checked on chain. */
   requireChainCheck(): void {
-    this.verifyOnChain = true;
+    this.checkRequested = true;
     this.nudge();
   }
 
@@ -129,44 +136,43 @@ export class MintDispatcher {
 
   /** One batch: returns how many mints it handled (0 when there was nothing to do). */
   private async round(): Promise<number> {
-    const { db, logger } = this.deps;
+    if (this.checkRequested || this.inDoubt || this.awaitingChain.size > 0) {
+      this.checkRequested = false; // a request arriving from here on is kept for the next round
+      await this.reconcileWithChain();
+      this.inDoubt = false;
+    }
+
+    const { db, chain, logger } = this.deps;
     let sent: { signed: SignedTx; txId: bigint; keys: string[] } | undefined;
-    let settledKeys: string[] = [];
+    let finished: string[] = [];
     const handled = await db.$transaction(
       async (tx) => {
         const claimed = await tx.$queryRaw<PendingRow[]>`
           SELECT idempotency_key, mint_id, to_address, amount_wei FROM mints
-          WHERE status = 'PENDING' ORDER BY created_at LIMIT ${this.deps.batchMax} FOR UPDATE SKIP LOCKED`;
+          WHERE status = 'PENDING' AND NOT (idempotency_key = ANY(${[...this.awaitingChain]}))
+          ORDER BY created_at LIMIT ${this.deps.batchMax} FOR UPDATE SKIP LOCKED`;
         if (claimed.length === 0) return 0;
 
-        let rows = claimed;
-        if (this.verifyOnChain) {
-          settledKeys = await this.settleAlreadyMinted(tx, rows);
-          rows = rows.filter((r) => !settledKeys.includes(r.idempotency_key));
-          if (rows.length === 0) return claimed.length;
-        }
-
-        const mints = rows.map((r) => ({
-          to: r.to_address as Hex,
-          amountWei: fromDecimal(r.amount_wei as never),
-          mintId: r.mint_id as Hex,
-        }));
         const nonce = await this.deps.nonces.lock(tx);
+        let rows = claimed;
         let prepared;
         try {
-          prepared = await this.deps.chain.prepareMints(mints, nonce);
+          prepared = await chain.prepareMints(rows.map(toCall), nonce);
         } catch (err) {
           if (!(err instanceof ContractRejectedError)) throw err;
-          settledKeys.push(...(await this.rejectReverted(tx, rows, err.reason)));
-          return claimed.length;
+          const verdicts = await this.whichRejected(rows, err, nonce);
+          finished = await this.reject(tx, verdicts);
+          rows = rows.filter((r) => !verdicts.has(r.idempotency_key));
+          if (rows.length === 0) return claimed.length;
+          prepared = await chain.prepareMints(rows.map(toCall), nonce);
         }
-        const signed = await this.deps.chain.sign(prepared);
+        const signed = await chain.sign(prepared);
         const row = await tx.blockchainTransaction.create({
           data: {
-            chainId: this.deps.chain.chainId,
+            chainId: chain.chainId,
             txHash: signed.hash,
-            fromAddress: this.deps.chain.signerAddress,
-            toAddress: this.deps.chain.token,
+            fromAddress: chain.signerAddress,
+            toAddress: chain.token,
             nonce: signed.nonce,
             kind: signed.kind,
             rawTx: signed.raw,
@@ -178,15 +184,15 @@ export class MintDispatcher {
         await tx.mint.updateMany({ where: { idempotencyKey: { in: keys } }, data: { status: "SUBMITTED", transactionId: row.id } });
         await this.deps.nonces.advance(tx, signed.nonce);
         // From here a failure may leave the transaction on chain without our record of it.
-        this.verifyOnChain = true;
-        await this.deps.chain.broadcast(signed.raw);
+        this.inDoubt = true;
+        await chain.broadcast(signed.raw);
         sent = { signed, txId: row.id, keys };
         return claimed.length;
       },
       { timeout: 60_000, maxWait: 10_000 },
     );
-    this.verifyOnChain = false;
-    this.deps.completions.notify(settledKeys);
+    this.inDoubt = false;
+    this.deps.completions.notify(finished);
     if (sent) {
       this.deps.metrics.transactions.inc({ event: "sent" });
       this.deps.metrics.batchSize.observe(sent.keys.length);
@@ -196,29 +202,87 @@ export class MintDispatcher {
     return handled;
   }
 
-  private async settleAlreadyMinted(tx: Tx, rows: PendingRow[]): Promise<string[]> {
-    const used = await Promise.all(rows.map((r) => this.deps.chain.mintIdUsed(r.mint_id as Hex)));
-    const minted = rows.filter((_, i) => used[i]).map((r) => ({ idempotencyKey: r.idempotency_key, mintId: r.mint_id }));
-    return minted.length ? this.deps.settlement.settleMinted(tx, minted) : [];
+  /**
+   * Before sending after a doubtful failure: asks the contract (pending state included) which
+   * queued mint ids are used already, settles those already mined from their events, and holds
+   * back those still in the node's mempool until they are. Runs outside the nonce lock.
+   */
+  private async reconcileWithChain(): Promise<void> {
+    const { db, chain, settlement } = this.deps;
+    const settled = await db.$transaction(
+      async (tx) => {
+        const queued = await tx.$queryRaw<PendingRow[]>`
+          SELECT idempotency_key, mint_id, to_address, amount_wei FROM mints
+          WHERE status = 'PENDING' ORDER BY created_at LIMIT 500 FOR UPDATE SKIP LOCKED`;
+        const used = await chain.mintIdsUsed(queued.map((r) => r.mint_id as Hex), "pending");
+        const onChain = queued.filter((_, i) => used[i]);
+        const done = await settlement.settleMinted(tx, onChain.map(toMintRef));
+        this.awaitingChain = new Set(onChain.map((r) => r.idempotency_key).filter((k) => !done.includes(k)));
+        return done;
+      },
+      { timeout: 60_000, maxWait: 10_000 },
+    );
+    this.deps.completions.notify(settled);
   }
 
-  /** The contract refuses these mints (paused, role revoked...): final, not worth retrying. */
-  private async rejectReverted(tx: Tx, rows: PendingRow[], reason: string): Promise<string[]> {
-    if (reason === "MintIdAlreadyUsed") {
-      // Only `mint` reverts on a used id (mintBatch skips): settle it from the chain.
-      const settled = await this.settleAlreadyMinted(tx, rows);
-      if (settled.length) return settled;
+  /**
+   * Which rows the contract refuses, and why. A refusal that concerns every mint (paused, role
+   * revoked) fails the batch; anything else is narrowed down by estimating each mint alone, so
+   * one bad entry does not fail the others sharing its transaction.
+   */
+  private async whichRejected(rows: PendingRow[], err: ContractRejectedError, nonce: bigint): Promise<Map<string, string>> {
+    if (rows.length === 1 || GLOBAL_REJECTIONS.has(err.reason)) {
+      return new Map(rows.map((r) => [r.idempotency_key, err.reason]));
     }
-    const keys = rows.map((r) => r.idempotency_key);
-    await tx.mint.updateMany({
-      where: { idempotencyKey: { in: keys } },
-      data: { status: "FAILED", errorReason: "REVERTED", errorMessage: `the token contract rejected the mint: ${reason}` },
-    });
-    this.deps.metrics.mints.inc({ status: "failed" }, keys.length);
-    this.deps.logger.warn({ keys, reason }, "mint rejected by the contract");
-    return keys;
+    const verdicts = new Map<string, string>();
+    await Promise.all(
+      rows.map(async (r) => {
+        try {
+          await this.deps.chain.prepareMints([toCall(r)], nonce);
+        } catch (e) {
+          if (!(e instanceof ContractRejectedError)) throw e;
+          verdicts.set(r.idempotency_key, e.reason);
+        }
+      }),
+    );
+    return verdicts;
+  }
+
+  /**
+   * Records refusals. `MintIdAlreadyUsed` is never final: the id was minted by some transaction
+   * (perhaps one still in the mempool), so the mint is settled from its event now or later.
+   * Returns the keys that reached a final state.
+   */
+  private async reject(tx: Tx, verdicts: Map<string, string>): Promise<string[]> {
+    const used = [...verdicts].filter(([, reason]) => reason === "MintIdAlreadyUsed").map(([key]) => key);
+    const failed = [...verdicts].filter(([, reason]) => reason !== "MintIdAlreadyUsed");
+    const finished: string[] = [];
+    if (used.length) {
+      const rows = await tx.mint.findMany({ where: { idempotencyKey: { in: used } }, select: { idempotencyKey: true, mintId: true } });
+      const settled = await this.deps.settlement.settleMinted(tx, rows);
+      finished.push(...settled);
+      for (const key of used) if (!settled.includes(key)) this.awaitingChain.add(key);
+    }
+    for (const [key, reason] of failed) {
+      await tx.mint.update({
+        where: { idempotencyKey: key },
+        data: { status: "FAILED", errorReason: "REVERTED", errorMessage: `the token contract rejected the mint: ${reason}` },
+      });
+      finished.push(key);
+    }
+    if (failed.length) {
+      this.deps.metrics.mints.inc({ status: "failed" }, failed.length);
+      this.deps.logger.warn({ rejected: Object.fromEntries(failed) }, "mints rejected by the contract");
+    }
+    return finished;
   }
 }
+
+/** Refusals that do not depend on the entry: splitting the batch would not help. */
+const GLOBAL_REJECTIONS = new Set(["EnforcedPause", "AccessControlUnauthorizedAccount"]);
+
+const toCall = (r: PendingRow) => ({ to: r.to_address as Hex, amountWei: fromDecimal(r.amount_wei as never), mintId: r.mint_id as Hex });
+const toMintRef = (r: PendingRow) => ({ idempotencyKey: r.idempotency_key, mintId: r.mint_id });
 
 /** Exponential backoff with full jitter, capped at 5 s. */
 export function backoffMs(failures: number, baseMs = 100, capMs = 5_000): number {

@@ -12,7 +12,8 @@ export interface MintRequest {
 
 const KEY_PATTERN = /^[A-Za-z0-9._:-]{1,200}$/;
 const AMOUNT_PATTERN = /^[1-9][0-9]{0,77}$/;
-const MAX_UINT256 = 2n ** 256n - 1n;
+/** Far above any cashback, and low enough that no sum of mints can overflow totalSupply. */
+export const MAX_MINT_WEI = 2n ** 128n - 1n;
 const METADATA_MAX_ENTRIES = 32;
 
 /** The contract's mint id: a pure function of the key, so it survives any loss of our database. */
@@ -39,11 +40,12 @@ export function parseMintRequest(input: {
     throw invalidArgument(`amount_wei must be a positive whole number of wei in decimal, got "${input.amountWei}"`);
   }
   const amountWei = BigInt(input.amountWei);
-  if (amountWei > MAX_UINT256) throw invalidArgument("amount_wei does not fit in uint256");
+  if (amountWei > MAX_MINT_WEI) throw invalidArgument("amount_wei must be below 2^128");
   const entries = Object.entries(input.metadata);
   if (entries.length > METADATA_MAX_ENTRIES) throw invalidArgument(`metadata has more than ${METADATA_MAX_ENTRIES} entries`);
   for (const [k, v] of entries) {
     if (k.length > 64 || v.length > 512) throw invalidArgument("metadata keys are at most 64 and values 512 characters");
+    if (k.includes("\u0000") || v.includes("\u0000")) throw invalidArgument("metadata must not contain NUL characters");
   }
   return { idempotencyKey: key, to, amountWei, metadata: { ...input.metadata }, mintId: mintIdFor(key) };
 }

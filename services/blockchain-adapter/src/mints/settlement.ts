@@ -1,4 +1,4 @@
-import type { Hash, Hex, TransactionReceipt } from "viem";
+import { getAddress, type Hash, type Hex, type TransactionReceipt } from "viem";
 import type { Logger } from "@cashback/runtime";
 import type { ChainClient } from "../chain/chain-client.ts";
 import { mintOutcomes } from "../chain/token-calls.ts";
@@ -17,8 +17,10 @@ export class Settlement {
   private readonly completions: Completions;
   private readonly logger: Logger;
   private readonly metrics: Metrics;
+  private readonly confirmations: number;
 
-  constructor(deps: { db: Db; chain: ChainClient; completions: Completions; logger: Logger; metrics: Metrics }) {
+  constructor(deps: { db: Db; chain: ChainClient; completions: Completions; logger: Logger; metrics: Metrics; confirmations: number }) {
+    this.confirmations = deps.confirmations;
     this.db = deps.db;
     this.chain = deps.chain;
     this.completions = deps.completions;
@@ -29,11 +31,13 @@ export class Settlement {
   /** Records the receipt of transaction `txId`. Safe to call twice (the second does nothing). */
   async recordReceipt(txId: bigint, receipt: TransactionReceipt): Promise<void> {
     const finished: string[] = [];
+    let recorded = false;
     await this.db.$transaction(
       async (tx) => {
         const [row] = await tx.$queryRaw<{ status: string; nonce: bigint; from_address: string }[]>`
           SELECT status::text, nonce, from_address FROM blockchain_transactions WHERE id = ${txId} FOR UPDATE`;
         if (!row || row.status === "CONFIRMED" || row.status === "FAILED") return;
+        recorded = true;
 
         const ok = receipt.status === "success";
         await tx.blockchainTransaction.update({
@@ -60,12 +64,16 @@ export class Settlement {
         const mints = await tx.mint.findMany({ where: { transactionId: { in: txIds }, status: { in: ["PENDING", "SUBMITTED"] } } });
 
         if (!ok) {
+          // A mint may have reverted only because its id was minted by another of our
+          // transactions (e.g. one a crash kept us from recording): that mint succeeded.
+          const minted = await this.settleMinted(tx, mints);
+          const failed = mints.filter((m) => !minted.includes(m.idempotencyKey)).map((m) => m.idempotencyKey);
           await tx.mint.updateMany({
-            where: { idempotencyKey: { in: mints.map((m) => m.idempotencyKey) } },
+            where: { idempotencyKey: { in: failed } },
             data: { status: "FAILED", errorReason: "REVERTED", errorMessage: `transaction ${receipt.transactionHash} reverted`, transactionId: txId },
           });
-          finished.push(...mints.map((m) => m.idempotencyKey));
-          this.metrics.mints.inc({ status: "failed" }, mints.length);
+          finished.push(...minted, ...failed);
+          this.metrics.mints.inc({ status: "failed" }, failed.length);
           return;
         }
         const { minted, skipped } = mintOutcomes(this.chain.token, receipt.logs);
@@ -78,39 +86,44 @@ export class Settlement {
         this.metrics.mints.inc({ status: "confirmed" }, here.length);
         // Skipped: minted before, by a transaction we may never have recorded. Find it.
         const elsewhere = mints.filter((m) => skipped.has(m.mintId as Hex));
-        finished.push(...(await this.settleMinted(tx, elsewhere)));
-        const missing = mints.filter((m) => !minted.has(m.mintId as Hex) && !skipped.has(m.mintId as Hex));
-        if (missing.length) {
-          // Should not happen: the transaction succeeded without mentioning them. Try again.
-          await tx.mint.updateMany({ where: { idempotencyKey: { in: missing.map((m) => m.idempotencyKey) } }, data: { status: "PENDING", transactionId: null } });
-          this.logger.error({ tx: receipt.transactionHash, keys: missing.map((m) => m.idempotencyKey) }, "mints missing from their receipt; re-queued");
+        const settled = await this.settleMinted(tx, elsewhere);
+        finished.push(...settled);
+        // Not found (yet), or, which should not happen, not mentioned by a successful
+        // transaction: back to the queue, where the contract's mint id keeps a resend harmless.
+        const requeue = mints.filter((m) => !minted.has(m.mintId as Hex) && !settled.includes(m.idempotencyKey));
+        if (requeue.length) {
+          await tx.mint.updateMany({ where: { idempotencyKey: { in: requeue.map((m) => m.idempotencyKey) } }, data: { status: "PENDING", transactionId: null } });
+          this.logger.warn({ tx: receipt.transactionHash, keys: requeue.map((m) => m.idempotencyKey) }, "mints not minted by their transaction; re-queued");
         }
       },
       { timeout: 30_000 },
     );
-    this.metrics.transactions.inc({ event: receipt.status === "success" ? "confirmed" : "failed" });
+    if (recorded) this.metrics.transactions.inc({ event: receipt.status === "success" ? "confirmed" : "failed" });
     this.completions.notify(finished);
   }
 
   /**
    * For mints whose id the contract already holds: links each to the transaction that minted it
-   * (recording that transaction if it is not ours on file) and confirms it. Returns the keys
-   * settled; mints the chain has no event for are left as they are.
+   * (recording that transaction if it is not ours on file) and confirms it once that has the
+   * configured confirmations. Returns the keys settled; the others are left as they are.
    */
   async settleMinted(tx: Tx, mints: readonly { idempotencyKey: string; mintId: string }[]): Promise<string[]> {
+    if (mints.length === 0) return [];
+    const found = await this.chain.findMints(mints.map((m) => m.mintId as Hex));
+    const latest = found.size ? await this.chain.blockNumber() : 0n;
     const settled: string[] = [];
     for (const mint of mints) {
-      const found = await this.chain.findMint(mint.mintId as Hex);
-      if (!found) continue;
-      const txId = await this.ensureMinedTxRow(tx, found.txHash);
+      const hit = found.get(mint.mintId as Hex);
+      if (!hit || latest - hit.blockNumber + 1n < BigInt(this.confirmations)) continue;
+      const txId = await this.ensureMinedTxRow(tx, hit.txHash);
       await tx.mint.update({
         where: { idempotencyKey: mint.idempotencyKey },
         data: { status: "CONFIRMED", transactionId: txId, errorReason: null, errorMessage: null },
       });
       settled.push(mint.idempotencyKey);
-      this.metrics.mints.inc({ status: "confirmed" });
-      this.logger.info({ key: mint.idempotencyKey, tx: found.txHash }, "mint already on chain; recorded without sending");
+      this.logger.info({ key: mint.idempotencyKey, tx: hit.txHash }, "mint found on chain; recorded without sending");
     }
+    this.metrics.mints.inc({ status: "confirmed" }, settled.length);
     return settled;
   }
 
@@ -135,7 +148,7 @@ export class Settlement {
       data: {
         chainId: this.chain.chainId,
         txHash: hash,
-        fromAddress: onChain.from,
+        fromAddress: getAddress(onChain.from),
         toAddress: onChain.to ?? this.chain.token,
         nonce: BigInt(onChain.nonce),
         kind: "recovered",
