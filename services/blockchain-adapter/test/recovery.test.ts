@@ -190,6 +190,9 @@ describe("stuck and dropped transactions", () => {
       expect(afterStuck.txHash).not.toBe(stuck.txHash);
       const rows = await sql<{ status: string }>(a.databaseUrl, "SELECT status::text FROM blockchain_transactions WHERE tx_hash = $1", [stuck.txHash]);
       expect(rows[0]!.status).toBe("DROPPED");
+      // A caller holding the first hash learns what became of it.
+      const byOldHash = await a.client.getTransaction({ lookup: { case: "txHash", value: stuck.txHash } });
+      expect(byOldHash).toMatchObject({ status: TransactionStatus.CONFIRMED, txHash: afterStuck.txHash, idempotencyKeys: ["stuck-1"] });
     } finally {
       await chain.rpc("evm_setAutomine", [true]);
     }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import net from "node:net";
 import path from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
@@ -37,6 +38,19 @@ describe("protocols on one port", () => {
       createConnectTransport({ baseUrl: stack.adapter.baseUrl, httpVersion: "2", interceptors: [bearer(TEST_TOKEN)] }),
     );
     expect((await client.getBalance({ address })).address).toBe(address);
+  });
+
+  it("survives a client that resets the connection before sending anything", async () => {
+    const port = Number(new URL(stack.adapter.baseUrl).port);
+    await new Promise<void>((resolve, reject) => {
+      const socket = net.connect(port, "127.0.0.1", () => {
+        socket.resetAndDestroy();
+        resolve();
+      });
+      socket.on("error", reject);
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await (await fetch(`${stack.adapter.baseUrl}/healthz`)).text()).toBe("ok\n");
   });
 
   it("answers health, readiness and metrics probes", async () => {

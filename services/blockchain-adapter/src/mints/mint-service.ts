@@ -30,12 +30,13 @@ export class MintService {
     this.deps = deps;
   }
 
-  async mint(input: MintInput): Promise<MintResult> {
-    const [result] = await this.mintMany([input]);
+  async mint(input: MintInput, signal?: AbortSignal): Promise<MintResult> {
+    const [result] = await this.mintMany([input], signal);
     return result!;
   }
 
-  async mintMany(inputs: MintInput[]): Promise<MintResult[]> {
+  /** `signal`: the caller went away; stop waiting (the mints themselves go on). */
+  async mintMany(inputs: MintInput[], signal?: AbortSignal): Promise<MintResult[]> {
     if (inputs.length === 0) throw invalidArgument("mints must not be empty");
     if (inputs.length > MAX_BATCH) throw invalidArgument(`at most ${MAX_BATCH} mints per batch`);
     const requests = inputs.map(parseMintRequest);
@@ -45,7 +46,7 @@ export class MintService {
 
     const fresh = await this.record(requests);
     if (fresh.size > 0) this.deps.dispatcher.nudge();
-    const rows = await this.awaitFinal(keys, Date.now() + this.deps.receiptTimeoutMs);
+    const rows = await this.awaitFinal(keys, Date.now() + this.deps.receiptTimeoutMs, signal);
     return keys.map((key) => toMintResult(rows.get(key)!, !fresh.has(key)));
   }
 
@@ -64,12 +65,26 @@ export class MintService {
     } else {
       throw invalidArgument("give idempotency_key or tx_hash");
     }
+    if (tx.status === "REPLACED" || tx.status === "DROPPED") {
+      // Answer for the transaction that took its nonce (and its mints), if it is ours.
+      const successor = await db.blockchainTransaction.findFirst({
+        where: { chainId: tx.chainId, fromAddress: tx.fromAddress, nonce: tx.nonce, status: { in: ["CONFIRMED", "FAILED", "SUBMITTED"] } },
+        orderBy: [{ blockNumber: { sort: "desc", nulls: "last" } }, { id: "desc" }],
+        include: { mints: true },
+      });
+      if (successor) tx = successor;
+    }
     const latest = tx.blockNumber === null ? 0n : await this.deps.chain.blockNumber();
     return toTransactionView(tx, tx.mints, latest);
   }
 
+  private chainDown(): boolean {
+    return this.deps.breaker.state === CircuitState.Open || this.deps.breaker.state === CircuitState.Isolated;
+  }
+
+  /** New work is refused while the breaker is open: it waits in the caller's queue instead. */
   private failFastWhenChainDown(): void {
-    if (this.deps.breaker.state === CircuitState.Open || this.deps.breaker.state === CircuitState.Isolated) {
+    if (this.chainDown()) {
       throw new AdapterError("unavailable", "CIRCUIT_OPEN", "the chain is unreachable (circuit breaker open); try again later");
     }
   }
@@ -104,7 +119,12 @@ export class MintService {
     });
   }
 
-  private async awaitFinal(keys: string[], deadline: number) {
+  /**
+   * Waits until the mints are final, the deadline passes, the caller goes away, or the breaker
+   * opens with mints still unsent. The keys are recorded by then and will be minted in any case,
+   * so every early exit answers SUBMITTED: the caller asks again with the same key.
+   */
+  private async awaitFinal(keys: string[], deadline: number, signal?: AbortSignal) {
     const { db, completions } = this.deps;
     let waiting = keys;
     for (;;) {
@@ -113,9 +133,8 @@ export class MintService {
       const rows = await db.mint.findMany({ where: { idempotencyKey: { in: keys } }, include: { transaction: true } });
       const byKey = new Map(rows.map((r) => [r.idempotencyKey, r]));
       const open = rows.filter((r) => r.status === "PENDING" || r.status === "SUBMITTED");
-      if (open.length === 0 || Date.now() >= deadline) return byKey;
-      // Nothing can be sent while the breaker is open: say so now rather than at the deadline.
-      if (open.some((r) => r.status === "PENDING")) this.failFastWhenChainDown();
+      if (open.length === 0 || Date.now() >= deadline || signal?.aborted) return byKey;
+      if (open.some((r) => r.status === "PENDING") && this.chainDown()) return byKey;
       waiting = open.map((r) => r.idempotencyKey);
       await woken;
     }

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, type ServiceImpl } from "@connectrpc/connect";
+import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { getAddress, isAddress } from "viem";
 import {
   BlockchainService,
@@ -37,9 +37,9 @@ function toResponse(r: MintResult) {
 
 /** Thin Connect handlers: translate messages, call the services, map errors. */
 export function blockchainServiceImpl(deps: { mints: MintService; chain: ChainClient; logger: Logger }): ServiceImpl<typeof BlockchainService> {
-  const guard = <A, R>(name: string, fn: (req: A) => Promise<R>) => async (req: A): Promise<R> => {
+  const guard = <A, R>(name: string, fn: (req: A, ctx: HandlerContext) => Promise<R>) => async (req: A, ctx: HandlerContext): Promise<R> => {
     try {
-      return await fn(req);
+      return await fn(req, ctx);
     } catch (err) {
       const connectErr = toConnectError(err);
       if (connectErr.code === Code.Internal) deps.logger.error({ err, rpc: name }, "rpc failed");
@@ -48,9 +48,9 @@ export function blockchainServiceImpl(deps: { mints: MintService; chain: ChainCl
   };
 
   return {
-    mintToken: guard("MintToken", async (req) => toResponse(await deps.mints.mint(toInput(req)))),
+    mintToken: guard("MintToken", async (req, ctx) => toResponse(await deps.mints.mint(toInput(req), ctx.signal))),
 
-    mintBatch: guard("MintBatch", async (req) => ({ results: (await deps.mints.mintMany(req.mints.map(toInput))).map(toResponse) })),
+    mintBatch: guard("MintBatch", async (req, ctx) => ({ results: (await deps.mints.mintMany(req.mints.map(toInput), ctx.signal)).map(toResponse) })),
 
     getBalance: guard("GetBalance", async (req) => {
       if (!isAddress(req.address, { strict: true })) {

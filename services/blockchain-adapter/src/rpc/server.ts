@@ -43,7 +43,12 @@ export async function startServer(opts: {
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
+    // A peer that resets before sending anything (a TCP health check, a port scan) must not
+    // become an uncaught error; the HTTP servers add their own handlers once they own it.
+    socket.on("error", () => socket.destroy());
+    socket.setTimeout(10_000, () => socket.destroy()); // silent connections are not kept
     socket.once("data", (chunk) => {
+      socket.setTimeout(0);
       socket.pause();
       socket.unshift(chunk);
       if (chunk.subarray(0, 3).toString("latin1") === "PRI") {
