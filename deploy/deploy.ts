@@ -4,7 +4,7 @@
 import { getAddress, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { deployToken } from "./deploy-token.ts";
-import { DEV_ADAPTER_KEY, DEV_DEPLOYER_KEY } from "./dev-keys.ts";
+import { DEV_ADAPTER_KEY, DEV_DEPLOYER_KEY } from "@cashback/token";
 
 const rpcUrl = process.env.CHAIN_RPC_URL ?? "http://127.0.0.1:8545";
 const deployerKey = (process.env.DEPLOYER_PRIVATE_KEY ?? DEV_DEPLOYER_KEY) as Hex;

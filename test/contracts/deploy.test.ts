@@ -7,7 +7,7 @@ import { createPublicClient, http } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { cashbackTokenAbi } from "@cashback/token";
 import { deployToken } from "../../deploy/deploy-token.ts";
-import { DEV_ADAPTER_KEY, DEV_DEPLOYER_KEY } from "../../deploy/dev-keys.ts";
+import { DEV_ADAPTER_KEY, DEV_DEPLOYER_KEY } from "@cashback/token";
 
 const servers: { close(): Promise<void> }[] = [];
 afterEach(async () => {

@@ -14,7 +14,34 @@ export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "
       paths: SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `req.headers.${k}`]),
       censor: "[redacted]",
     },
-    serializers: { err: pino.stdSerializers.err },
+    serializers: { err: scrubbedError },
   };
   return destination ? pino(options, destination) : pino(options);
+}
+
+const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi;
+
+/**
+ * URLs in free text with their credentials, path and query cut off: RPC providers put API keys
+ * in the path (…/v3/<key>), databases put passwords in the user info, and library errors quote
+ * the URL they failed on.
+ */
+export function scrubUrls(text: string): string {
+  return text.replace(URL_IN_TEXT, (match) => {
+    try {
+      const u = new URL(match);
+      const rest = u.pathname !== "/" || u.search ? "/…" : "";
+      return `${u.protocol}//${u.host}${rest}`;
+    } catch {
+      return "<url>";
+    }
+  });
+}
+
+function scrubbedError(err: unknown) {
+  const serialized = pino.stdSerializers.err(err as Error) as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(serialized)) {
+    if (typeof value === "string") serialized[key] = scrubUrls(value);
+  }
+  return serialized;
 }

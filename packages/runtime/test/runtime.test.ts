@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { ConfigError, createLogger, int, isLoopback, redactUrl, str, url } from "../src/index.ts";
+import { ConfigError, createLogger, int, isLoopback, redactUrl, scrubUrls, str, url } from "../src/index.ts";
 
 function capture() {
   const lines: string[] = [];
@@ -22,6 +22,19 @@ describe("createLogger", () => {
     for (const secret of ["0xdeadbeef", "s3cret", '"pw"', '"k"']) expect(out).not.toContain(secret);
     expect(out).toContain("[redacted]");
     expect(JSON.parse(out)).toMatchObject({ service: "test", msg: "hello" });
+  });
+
+  it("cuts keys and passwords out of URLs quoted in errors", () => {
+    const { lines, stream } = capture();
+    const err = Object.assign(new Error("HTTP request failed. URL: https://mainnet.example.io/v3/abcdef0123456789"), {
+      url: "postgresql://app:hunter2@db:5432/app",
+    });
+    createLogger("test", "info", stream).error({ err }, "boom");
+    const out = lines.join("");
+    expect(out).not.toContain("abcdef0123456789");
+    expect(out).not.toContain("hunter2");
+    expect(out).toContain("https://mainnet.example.io/…");
+    expect(scrubUrls("see http://127.0.0.1:8545 now")).toBe("see http://127.0.0.1:8545 now");
   });
 
   it("keeps fields that only look like secrets by name prefix", () => {

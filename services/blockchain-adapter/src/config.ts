@@ -1,10 +1,8 @@
 import { getAddress, isAddress, type Address, type Hex } from "viem";
 import { ConfigError, int, isLoopback, optionalStr, str, url } from "@cashback/runtime";
+import { DEV_ADAPTER_KEY } from "@cashback/token";
 
-// Hardhat's public development account #1: the local chain's minter. Never valid elsewhere.
-const DEV_ADAPTER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 const DEV_AUTH_TOKEN = "dev-adapter-token";
-export const LOCAL_CHAIN_ID = 31337;
 
 export interface AdapterConfig {
   host: string;
@@ -50,6 +48,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl: url(env, "ADAPTER_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/blockchain_adapter"),
     rpcUrl: url(env, "CHAIN_RPC_URL", "http://127.0.0.1:8545"),
     signerKey: signerKey as Hex,
+    // The public dev key (Hardhat account #1) is only accepted on the local chain (see app.ts).
     usingDevKey: signerKey.toLowerCase() === DEV_ADAPTER_KEY,
     tokenAddress: tokenAddress ? getAddress(tokenAddress) : undefined,
     confirmations: int(env, "CHAIN_CONFIRMATIONS", 1, { min: 1, max: 64 }),

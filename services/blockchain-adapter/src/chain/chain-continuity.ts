@@ -1,6 +1,6 @@
 import type { Hash } from "viem";
 import type { Logger } from "@cashback/runtime";
-import { LOCAL_CHAIN_ID } from "../config.ts";
+import { LOCAL_CHAIN_ID } from "@cashback/token";
 import type { Db } from "../db.ts";
 import type { ChainClient } from "./chain-client.ts";
 

@@ -1,7 +1,8 @@
-import type { Hash, Hex } from "viem";
+import { parseTransaction, type Hash, type Hex } from "viem";
 import type { Logger } from "@cashback/runtime";
 import type { ChainClient } from "../chain/chain-client.ts";
-import { shortMessage } from "../chain/rpc-errors.ts";
+import { isNonceError, shortMessage } from "../chain/rpc-errors.ts";
+import type { TxKind } from "../chain/token-calls.ts";
 import { fromDecimal, toDecimal, type Db } from "../db.ts";
 import type { Metrics } from "../metrics.ts";
 import type { MintDispatcher } from "./dispatcher.ts";
@@ -65,17 +66,29 @@ export class TxMonitor {
     if (open.length === 0) return;
     const minedNonce = BigInt(await chain.minedNonce());
     for (const tx of open) {
-      const attempts = await db.blockchainTransaction.findMany({
-        where: { chainId: chain.chainId, fromAddress: tx.fromAddress, nonce: tx.nonce, status: { in: ["SUBMITTED", "REPLACED"] } },
-      });
-      if (await this.recordAnyReceipt(attempts)) continue;
-      if (tx.nonce < minedNonce) {
-        await this.dropAndRequeue(attempts.map((a) => a.id), tx.txHash);
-        continue;
-      }
-      if (Date.now() - tx.submittedAt.getTime() < this.deps.stuckAfterMs || !tx.rawTx) continue;
-      if (!(await chain.isKnown(tx.txHash as Hash))) await this.rebroadcast(tx.id, tx.txHash, tx.rawTx as Hex);
-      else await this.replace(tx);
+      // One transaction's trouble must not stop the others from being looked after.
+      await this.look(tx, minedNonce).catch((err) =>
+        this.deps.logger.warn({ tx: tx.txHash, err: shortMessage(err) }, "could not look after a pending transaction"),
+      );
+    }
+  }
+
+  private async look(tx: OpenTx, minedNonce: bigint): Promise<void> {
+    const { db, chain } = this.deps;
+    const attempts = await db.blockchainTransaction.findMany({
+      where: { chainId: chain.chainId, fromAddress: tx.fromAddress, nonce: tx.nonce, status: { in: ["SUBMITTED", "REPLACED"] } },
+    });
+    if (attempts.length === 0) return; // settled since we listed it
+    if (await this.recordAnyReceipt(attempts)) return;
+    if (tx.nonce < minedNonce) return this.dropAndRequeue(attempts.map((a) => a.id), tx.txHash);
+    if (Date.now() - tx.submittedAt.getTime() < this.deps.stuckAfterMs || !tx.rawTx) return;
+    if (await chain.isKnown(tx.txHash as Hash)) return this.replace(tx);
+    try {
+      await this.rebroadcast(tx.id, tx.txHash, tx.rawTx as Hex);
+    } catch (err) {
+      // The node refuses the old bytes (e.g. its fees are now too low): replace instead.
+      if (isNonceError(err)) throw err;
+      await this.replace(tx);
     }
   }
 
@@ -93,7 +106,7 @@ export class TxMonitor {
 
   private async dropAndRequeue(ids: bigint[], hash: string): Promise<void> {
     await this.deps.db.$transaction([
-      this.deps.db.blockchainTransaction.updateMany({ where: { id: { in: ids } }, data: { status: "DROPPED" } }),
+      this.deps.db.blockchainTransaction.updateMany({ where: { id: { in: ids }, status: { in: ["SUBMITTED", "REPLACED"] } }, data: { status: "DROPPED" } }),
       this.deps.db.mint.updateMany({ where: { transactionId: { in: ids }, status: "SUBMITTED" }, data: { status: "PENDING", transactionId: null } }),
     ]);
     this.deps.metrics.transactions.inc({ event: "dropped" });
@@ -102,33 +115,27 @@ export class TxMonitor {
   }
 
   private async rebroadcast(id: bigint, hash: string, raw: Hex): Promise<void> {
-    await this.deps.chain.broadcast(raw);
+    await broadcastOnce(this.deps.chain, raw);
     await this.deps.db.blockchainTransaction.update({ where: { id }, data: { broadcasts: { increment: 1 }, submittedAt: new Date() } });
     this.deps.metrics.transactions.inc({ event: "rebroadcast" });
     this.deps.logger.warn({ tx: hash }, "transaction unknown to the node; sent again");
   }
 
-  private async replace(tx: {
-    id: bigint;
-    txHash: string;
-    nonce: bigint;
-    kind: string;
-    rawTx: string | null;
-    maxFeePerGas: Parameters<typeof fromDecimal>[0];
-    maxPriorityFeePerGas: Parameters<typeof fromDecimal>[0];
-  }): Promise<void> {
+  private async replace(tx: OpenTx): Promise<void> {
     const { chain, db } = this.deps;
-    const original = await chain.client.getTransaction({ hash: tx.txHash as Hash });
+    if (!tx.rawTx) return;
+    // Same call, same nonce and gas, from our own signed bytes (the node may have forgotten it).
+    const original = parseTransaction(tx.rawTx as Hex);
     const fees = await chain.client.estimateFeesPerGas();
     const bump = (old: bigint, now: bigint) => {
       const bumped = (old * BUMP_PERCENT) / 100n;
       return bumped > now ? bumped : now;
     };
     const signed = await chain.sign({
-      kind: tx.kind as "mint" | "mint_batch",
+      kind: tx.kind as TxKind,
       nonce: tx.nonce,
-      data: original.input,
-      gas: original.gas,
+      data: original.data!,
+      gas: original.gas!,
       maxFeePerGas: bump(fromDecimal(tx.maxFeePerGas), fees.maxFeePerGas),
       maxPriorityFeePerGas: bump(fromDecimal(tx.maxPriorityFeePerGas), fees.maxPriorityFeePerGas),
     });
@@ -148,9 +155,20 @@ export class TxMonitor {
       });
       await t.blockchainTransaction.update({ where: { id: tx.id }, data: { status: "REPLACED", replacedById: created.id } });
       await t.mint.updateMany({ where: { transactionId: tx.id }, data: { transactionId: created.id } });
-      await chain.broadcast(signed.raw);
+      await broadcastOnce(chain, signed.raw);
     });
     this.deps.metrics.transactions.inc({ event: "replaced" });
     this.deps.logger.warn({ tx: tx.txHash, replacement: signed.hash, nonce: tx.nonce.toString() }, "stuck transaction replaced with higher fees");
+  }
+}
+
+type OpenTx = Awaited<ReturnType<Db["blockchainTransaction"]["findMany"]>>[number];
+
+/** Broadcasts; a node that already holds these exact bytes has what we wanted. */
+async function broadcastOnce(chain: ChainClient, raw: Hex): Promise<void> {
+  try {
+    await chain.broadcast(raw);
+  } catch (err) {
+    if (!/already known|known transaction|already imported/i.test(shortMessage(err) + String((err as Error).message))) throw err;
   }
 }

@@ -41,13 +41,14 @@ export class NonceStore {
 
   /** Seeds or corrects the row from the chain (at start-up and after a nonce error). */
   async resync(reason: string): Promise<bigint> {
-    const chainPending = BigInt(await this.chain.pendingNonce());
     const { chainId, address } = this.key;
     return this.db.$transaction(async (tx) => {
       await tx.$executeRaw`
-        INSERT INTO wallet_nonces (chain_id, address, next_nonce) VALUES (${chainId}, ${address}, ${chainPending})
+        INSERT INTO wallet_nonces (chain_id, address, next_nonce) VALUES (${chainId}, ${address}, 0)
         ON CONFLICT (chain_id, address) DO NOTHING`;
       const stored = await this.lock(tx);
+      // Read under the lock: a count taken before it could predate another sender's transaction.
+      const chainPending = BigInt(await this.chain.pendingNonce());
       const open = await tx.blockchainTransaction.aggregate({
         where: { chainId, fromAddress: address, status: "SUBMITTED" },
         _max: { nonce: true },

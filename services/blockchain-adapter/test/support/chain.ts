@@ -6,7 +6,7 @@ import { network } from "hardhat";
 import { privateKeyToAccount } from "viem/accounts";
 import type { Address, Hex } from "viem";
 import { deployToken } from "../../../../deploy/deploy-token.ts";
-import { DEV_ADAPTER_KEY, DEV_DEPLOYER_KEY } from "../../../../deploy/dev-keys.ts";
+import { DEV_ADAPTER_KEY, DEV_DEPLOYER_KEY } from "@cashback/token";
 
 /**
  * A real Hardhat chain in this process, served over HTTP like `npm run chain`, with the token
