@@ -46,7 +46,8 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
   const settlement = new Settlement({ db, chain, completions, logger, metrics, confirmations: config.confirmations });
   const receipts = new ReceiptWatcher({ chain, settlement, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs });
   const dispatcher = new MintDispatcher({ db, chain, nonces, settlement, receipts, completions, logger, metrics, batchMax: config.batchMax, batchWindowMs: config.batchWindowMs });
-  const monitor = new TxMonitor({ db, chain, settlement, dispatcher, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs, intervalMs: config.monitorIntervalMs });
+  settlement.onRequeued = () => dispatcher.requireChainCheck();
+  const monitor = new TxMonitor({ db, chain, settlement, dispatcher, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs, intervalMs: config.monitorIntervalMs, maxFeePerGas: config.maxFeePerGas });
   const mints = new MintService({ db, chain, breaker, dispatcher, completions, receiptTimeoutMs: config.receiptTimeoutMs });
 
   monitor.start();

@@ -16,6 +16,10 @@ export interface AdapterConfig {
   usingDevKey: boolean;
   /** Token address; when unset it is read from deployments/<chainId>.json. */
   tokenAddress?: Address;
+  /** First block to search for the token's events when tokenAddress is given (default 0). */
+  tokenDeployBlock?: bigint;
+  /** Widest block range per eth_getLogs call (providers cap it). */
+  logQueryBlocks: number;
   confirmations: number;
   /** How long MintToken waits for a receipt before answering SUBMITTED. */
   receiptTimeoutMs: number;
@@ -26,6 +30,8 @@ export interface AdapterConfig {
   /** A transaction pending this long without a receipt is re-sent or replaced with higher fees. */
   stuckAfterMs: number;
   rpcTimeoutMs: number;
+  /** Ceiling for a replacement's maxFeePerGas, in wei (MAX_FEE_GWEI). */
+  maxFeePerGas: bigint;
   breakerFailures: number;
   breakerHalfOpenAfterMs: number;
 }
@@ -51,6 +57,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     // The public dev key (Hardhat account #1) is only accepted on the local chain (see app.ts).
     usingDevKey: signerKey.toLowerCase() === DEV_ADAPTER_KEY,
     tokenAddress: tokenAddress ? getAddress(tokenAddress) : undefined,
+    tokenDeployBlock: optionalStr(env, "TOKEN_DEPLOY_BLOCK") ? BigInt(int(env, "TOKEN_DEPLOY_BLOCK", 0)) : undefined,
+    logQueryBlocks: int(env, "LOG_QUERY_BLOCKS", 10_000, { min: 1 }),
     confirmations: int(env, "CHAIN_CONFIRMATIONS", 1, { min: 1, max: 64 }),
     receiptTimeoutMs: int(env, "RECEIPT_TIMEOUT_MS", 30_000, { min: 100 }),
     // 200 mints to fresh wallets use ~10.2M gas, under the 16.7M per-transaction cap (EIP-7825).
@@ -59,6 +67,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     monitorIntervalMs: int(env, "TX_MONITOR_INTERVAL_MS", 2_000, { min: 50 }),
     stuckAfterMs: int(env, "TX_STUCK_AFTER_MS", 30_000, { min: 100 }),
     rpcTimeoutMs: int(env, "RPC_TIMEOUT_MS", 5_000, { min: 100 }),
+    maxFeePerGas: BigInt(int(env, "MAX_FEE_GWEI", 500, { min: 1 })) * 10n ** 9n,
     breakerFailures: int(env, "BREAKER_FAILURES", 5, { min: 1 }),
     breakerHalfOpenAfterMs: int(env, "BREAKER_HALF_OPEN_AFTER_MS", 5_000, { min: 10 }),
   };

@@ -15,10 +15,15 @@ export const toDecimal = (value: bigint) => new Prisma.Decimal(value.toString())
 export const fromDecimal = (value: Prisma.Decimal) => BigInt(value.toFixed(0));
 
 /**
- * Prisma's codes for a database that can not be reached or answered too late (P1xxx: connection;
- * P2024: pool timeout; P2028: transaction expired; P2034: write conflict or deadlock): worth a retry.
+ * Whether a database error is an outage worth a retry rather than a bug: Prisma's connection
+ * codes (P1xxx), pool timeout (P2024), expired transaction (P2028), write conflict (P2034), and
+ * Postgres's own SQLSTATE when the driver reports it (08xxx connection, 57P0x shutdown/failover,
+ * 53300 too many connections, 40001/40P01 serialization failure or deadlock).
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === "string" && (/^P1\d{3}$/.test(code) || code === "P2024" || code === "P2028" || code === "P2034");
+  const e = err as { code?: unknown; meta?: { driverAdapterError?: { cause?: { code?: unknown } } } } | undefined;
+  const code = typeof e?.code === "string" ? e.code : "";
+  if (/^P1\d{3}$/.test(code) || ["P2024", "P2028", "P2034"].includes(code)) return true;
+  const sqlState = String(e?.meta?.driverAdapterError?.cause?.code ?? "");
+  return /^(08|57P0)/.test(sqlState) || ["53300", "40001", "40P01"].includes(sqlState);
 }

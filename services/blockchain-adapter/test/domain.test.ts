@@ -4,6 +4,7 @@ import { cashbackTokenAbi } from "@cashback/token";
 import { ConfigError } from "@cashback/runtime";
 import { encodeMints, mintOutcomes } from "../src/chain/token-calls.ts";
 import { loadConfig } from "../src/config.ts";
+import { isDatabaseUnavailable } from "../src/db.ts";
 import { backoffMs } from "../src/mints/dispatcher.ts";
 import { mintIdFor, parseMintRequest, sameMint } from "../src/mints/mint-request.ts";
 import { nextNonce } from "../src/nonces/nonce-policy.ts";
@@ -100,5 +101,20 @@ describe("config", () => {
     expect(() => loadConfig({ ADAPTER_PORT: "http" })).toThrow(/ADAPTER_PORT/);
     expect(() => loadConfig({ ADAPTER_PRIVATE_KEY: "0x12" })).toThrow(/ADAPTER_PRIVATE_KEY/);
     expect(() => loadConfig({ TOKEN_ADDRESS: "0xnope" })).toThrow(/TOKEN_ADDRESS/);
+  });
+});
+
+describe("isDatabaseUnavailable", () => {
+  const failover = { code: "P2039", meta: { driverAdapterError: { cause: { code: "57P01" } } } };
+  it.each<[unknown, boolean, string]>([
+    [{ code: "P1001" }, true, "can not reach the server"],
+    [{ code: "P2024" }, true, "pool timeout"],
+    [failover, true, "connection terminated by a failover"],
+    [{ code: "P2010", meta: { driverAdapterError: { cause: { code: "40P01" } } } }, true, "deadlock"],
+    [{ code: "P2002" }, false, "unique violation: a bug or a conflict, not an outage"],
+    [{ code: "P2010", meta: { driverAdapterError: { cause: { code: "22P02" } } } }, false, "bad input syntax"],
+    [new Error("boom"), false, "anything else"],
+  ])("%j -> %s (%s)", (err, expected, _why) => {
+    expect(isDatabaseUnavailable(err)).toBe(expected);
   });
 });

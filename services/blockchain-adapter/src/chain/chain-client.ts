@@ -19,6 +19,8 @@ import { encodeMints, type MintCall, type TxKind } from "./token-calls.ts";
 
 export interface PreparedTx {
   kind: TxKind;
+  /** Default: the token contract. */
+  to?: Address;
   nonce: bigint;
   data: Hex;
   gas: bigint;
@@ -59,8 +61,10 @@ export class ChainClient {
   readonly chainId: number;
   readonly token: Address;
   readonly deployBlock: bigint;
+  private readonly logSpan: bigint;
 
-  private constructor(client: PublicClient, signer: PrivateKeyAccount, chainId: number, token: Address, deployBlock: bigint) {
+  private constructor(client: PublicClient, signer: PrivateKeyAccount, chainId: number, token: Address, deployBlock: bigint, logSpan: bigint) {
+    this.logSpan = logSpan;
     this.client = client;
     this.signer = signer;
     this.chainId = chainId;
@@ -73,6 +77,9 @@ export class ChainClient {
     rpcTimeoutMs: number;
     signerKey: Hex;
     tokenAddress?: Address;
+    /** Where to start looking for the token's events when TOKEN_ADDRESS is given. */
+    tokenDeployBlock?: bigint;
+    logQueryBlocks: number;
     breaker: CircuitBreakerPolicy;
     metrics: Metrics;
     deploymentsDir?: string;
@@ -82,7 +89,7 @@ export class ChainClient {
     }) as PublicClient;
     const chainId = await client.getChainId();
     let token = opts.tokenAddress;
-    let deployBlock = 0n;
+    let deployBlock = opts.tokenDeployBlock ?? 0n;
     if (!token) {
       const deployment = await readDeployment(chainId, opts.deploymentsDir);
       if (!deployment) {
@@ -93,7 +100,7 @@ export class ChainClient {
     }
     const code = await client.getCode({ address: token });
     if (!code || code === "0x") throw new Error(`no contract at ${token} on chain ${chainId}: deploy the token first`);
-    return new ChainClient(client, privateKeyToAccount(opts.signerKey), chainId, token, deployBlock);
+    return new ChainClient(client, privateKeyToAccount(opts.signerKey), chainId, token, deployBlock, BigInt(opts.logQueryBlocks));
   }
 
   get signerAddress(): Address {
@@ -147,7 +154,7 @@ export class ChainClient {
       type: "eip1559",
       chainId: this.chainId,
       nonce: Number(tx.nonce),
-      to: this.token,
+      to: tx.to ?? this.token,
       data: tx.data,
       gas: tx.gas,
       maxFeePerGas: tx.maxFeePerGas,
@@ -198,21 +205,32 @@ export class ChainClient {
     return used;
   }
 
-  /** The mined transactions that minted these ids (one log query, by the event's indexed topic). */
+  /**
+   * The mined transactions that minted these ids, found by the event's indexed topic. Logs are
+   * read newest first in spans of `logSpan` blocks (providers cap eth_getLogs ranges), stopping
+   * once every id is found.
+   */
   async findMints(mintIds: readonly Hex[]): Promise<Map<Hex, { txHash: Hash; blockNumber: bigint }>> {
     const found = new Map<Hex, { txHash: Hash; blockNumber: bigint }>();
-    if (mintIds.length === 0) return found;
-    const logs = await this.client.getContractEvents({
-      address: this.token,
-      abi: cashbackTokenAbi,
-      eventName: "CashbackMinted",
-      args: { mintId: [...mintIds] },
-      fromBlock: this.deployBlock,
-      toBlock: "latest",
-    });
-    for (const log of logs) {
-      if (log.args.mintId && !found.has(log.args.mintId)) found.set(log.args.mintId, { txHash: log.transactionHash, blockNumber: log.blockNumber });
+    const wanted = new Set(mintIds);
+    let to = wanted.size ? await this.blockNumber() : -1n;
+    while (wanted.size > 0 && to >= this.deployBlock) {
+      const from = to - this.logSpan + 1n > this.deployBlock ? to - this.logSpan + 1n : this.deployBlock;
+      const logs = await this.client.getContractEvents({
+        address: this.token,
+        abi: cashbackTokenAbi,
+        eventName: "CashbackMinted",
+        args: { mintId: [...wanted] },
+        fromBlock: from,
+        toBlock: to,
+      });
+      for (const log of logs) {
+        const id = log.args.mintId;
+        if (id && wanted.delete(id)) found.set(id, { txHash: log.transactionHash, blockNumber: log.blockNumber });
+      }
+      to = from - 1n;
     }
     return found;
   }
+
 }

@@ -7,7 +7,8 @@ export interface MintCall {
   mintId: Hex;
 }
 
-export type TxKind = "mint" | "mint_batch";
+/** What a transaction of ours does; a nonce filler is a 0-value self-transfer closing a nonce gap. */
+export type TxKind = "mint" | "mint_batch" | "nonce_filler";
 
 /** One mint uses `mint` (a replay reverts before broadcast); several share one `mintBatch`. */
 export function encodeMints(mints: readonly MintCall[]): { kind: TxKind; data: Hex } {

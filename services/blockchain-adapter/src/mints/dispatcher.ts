@@ -3,12 +3,13 @@ import type { Hex } from "viem";
 import type { Logger } from "@cashback/runtime";
 import type { ChainClient, SignedTx } from "../chain/chain-client.ts";
 import { ContractRejectedError, isCircuitOpen, isNonceError, isTransportError, shortMessage } from "../chain/rpc-errors.ts";
-import { fromDecimal, toDecimal, type Db, type Tx } from "../db.ts";
+import { fromDecimal, type Db, type Tx } from "../db.ts";
 import type { Metrics } from "../metrics.ts";
 import type { NonceStore } from "../nonces/nonce-store.ts";
 import type { Completions } from "./completions.ts";
 import type { ReceiptWatcher } from "./receipt-watcher.ts";
 import type { Settlement } from "./settlement.ts";
+import { txRow } from "./tx-row.ts";
 
 interface PendingRow {
   idempotency_key: string;
@@ -53,6 +54,7 @@ export class MintDispatcher {
   private inDoubt = false;
   /** Keys whose mint id is used on chain by a transaction not yet mined: not to be sent again. */
   private awaitingChain = new Set<string>();
+  private awaitCheckedAt = 0;
   private resyncNonce = false;
 
   constructor(deps: MintDispatcher["deps"]) {
@@ -136,10 +138,17 @@ export class MintDispatcher {
 
   /** One batch: returns how many mints it handled (0 when there was nothing to do). */
   private async round(): Promise<number> {
-    if (this.checkRequested || this.inDoubt || this.awaitingChain.size > 0) {
+    if (this.checkRequested || this.inDoubt) {
       this.checkRequested = false; // a request arriving from here on is kept for the next round
-      await this.reconcileWithChain();
+      try {
+        await this.reconcileWithChain("queue");
+      } catch (err) {
+        this.checkRequested = true;
+        throw err;
+      }
       this.inDoubt = false;
+    } else if (this.awaitingChain.size > 0 && Date.now() - this.awaitCheckedAt >= 1_000) {
+      await this.reconcileWithChain("awaiting"); // only the held-back keys, once a second
     }
 
     const { db, chain, logger } = this.deps;
@@ -154,32 +163,27 @@ export class MintDispatcher {
         if (claimed.length === 0) return 0;
 
         const nonce = await this.deps.nonces.lock(tx);
+        // A refusal that concerns every mint (paused, role revoked) fails them all. Any other
+        // halves the batch until the contract accepts it: the entry it refuses ends up alone and
+        // fails alone, and the rest stay queued for the next rounds.
         let rows = claimed;
         let prepared;
-        try {
-          prepared = await chain.prepareMints(rows.map(toCall), nonce);
-        } catch (err) {
-          if (!(err instanceof ContractRejectedError)) throw err;
-          const verdicts = await this.whichRejected(rows, err, nonce);
-          finished = await this.reject(tx, verdicts);
-          rows = rows.filter((r) => !verdicts.has(r.idempotency_key));
-          if (rows.length === 0) return claimed.length;
-          prepared = await chain.prepareMints(rows.map(toCall), nonce);
+        for (;;) {
+          try {
+            prepared = await chain.prepareMints(rows.map(toCall), nonce);
+            break;
+          } catch (err) {
+            if (!(err instanceof ContractRejectedError)) throw err;
+            if (rows.length > 1 && !GLOBAL_REJECTIONS.has(err.reason)) {
+              rows = rows.slice(0, Math.ceil(rows.length / 2));
+              continue;
+            }
+            finished = await this.reject(tx, new Map(rows.map((r) => [r.idempotency_key, err.reason])));
+            return claimed.length;
+          }
         }
         const signed = await chain.sign(prepared);
-        const row = await tx.blockchainTransaction.create({
-          data: {
-            chainId: chain.chainId,
-            txHash: signed.hash,
-            fromAddress: chain.signerAddress,
-            toAddress: chain.token,
-            nonce: signed.nonce,
-            kind: signed.kind,
-            rawTx: signed.raw,
-            maxFeePerGas: toDecimal(signed.maxFeePerGas),
-            maxPriorityFeePerGas: toDecimal(signed.maxPriorityFeePerGas),
-          },
-        });
+        const row = await tx.blockchainTransaction.create({ data: txRow(chain, signed) });
         const keys = rows.map((r) => r.idempotency_key);
         await tx.mint.updateMany({ where: { idempotencyKey: { in: keys } }, data: { status: "SUBMITTED", transactionId: row.id } });
         await this.deps.nonces.advance(tx, signed.nonce);
@@ -205,47 +209,38 @@ export class MintDispatcher {
   /**
    * Before sending after a doubtful failure: asks the contract (pending state included) which
    * queued mint ids are used already, settles those already mined from their events, and holds
-   * back those still in the node's mempool until they are. Runs outside the nonce lock.
+   * back the others (in the mempool, or not findable now) until they are. Runs outside the nonce
+   * lock. `scope` "awaiting" looks only at keys held back earlier.
    */
-  private async reconcileWithChain(): Promise<void> {
+  private async reconcileWithChain(scope: "queue" | "awaiting"): Promise<void> {
     const { db, chain, settlement } = this.deps;
+    this.awaitCheckedAt = Date.now();
+    const held = [...this.awaitingChain];
     const settled = await db.$transaction(
       async (tx) => {
-        const queued = await tx.$queryRaw<PendingRow[]>`
-          SELECT idempotency_key, mint_id, to_address, amount_wei FROM mints
-          WHERE status = 'PENDING' ORDER BY created_at LIMIT 500 FOR UPDATE SKIP LOCKED`;
+        const queued =
+          scope === "queue"
+            ? await tx.$queryRaw<PendingRow[]>`
+                SELECT idempotency_key, mint_id, to_address, amount_wei FROM mints
+                WHERE status = 'PENDING' ORDER BY created_at LIMIT 500 FOR UPDATE SKIP LOCKED`
+            : await tx.$queryRaw<PendingRow[]>`
+                SELECT idempotency_key, mint_id, to_address, amount_wei FROM mints
+                WHERE status = 'PENDING' AND idempotency_key = ANY(${held}) FOR UPDATE SKIP LOCKED`;
         const used = await chain.mintIdsUsed(queued.map((r) => r.mint_id as Hex), "pending");
         const onChain = queued.filter((_, i) => used[i]);
-        const done = await settlement.settleMinted(tx, onChain.map(toMintRef));
+        // Only ids already mined have an event to find; the others are still in a mempool.
+        const mined = await chain.mintIdsUsed(onChain.map((r) => r.mint_id as Hex), "latest");
+        const findable = onChain.filter((_, i) => mined[i]);
+        const done = await settlement.settleMinted(tx, findable.map(toMintRef)).catch((err: unknown) => {
+          this.deps.logger.warn({ err: shortMessage(err) }, "could not look up mints on chain; holding them back");
+          return [] as string[];
+        });
         this.awaitingChain = new Set(onChain.map((r) => r.idempotency_key).filter((k) => !done.includes(k)));
         return done;
       },
       { timeout: 60_000, maxWait: 10_000 },
     );
     this.deps.completions.notify(settled);
-  }
-
-  /**
-   * Which rows the contract refuses, and why. A refusal that concerns every mint (paused, role
-   * revoked) fails the batch; anything else is narrowed down by estimating each mint alone, so
-   * one bad entry does not fail the others sharing its transaction.
-   */
-  private async whichRejected(rows: PendingRow[], err: ContractRejectedError, nonce: bigint): Promise<Map<string, string>> {
-    if (rows.length === 1 || GLOBAL_REJECTIONS.has(err.reason)) {
-      return new Map(rows.map((r) => [r.idempotency_key, err.reason]));
-    }
-    const verdicts = new Map<string, string>();
-    await Promise.all(
-      rows.map(async (r) => {
-        try {
-          await this.deps.chain.prepareMints([toCall(r)], nonce);
-        } catch (e) {
-          if (!(e instanceof ContractRejectedError)) throw e;
-          verdicts.set(r.idempotency_key, e.reason);
-        }
-      }),
-    );
-    return verdicts;
   }
 
   /**
@@ -259,7 +254,7 @@ export class MintDispatcher {
     const finished: string[] = [];
     if (used.length) {
       const rows = await tx.mint.findMany({ where: { idempotencyKey: { in: used } }, select: { idempotencyKey: true, mintId: true } });
-      const settled = await this.deps.settlement.settleMinted(tx, rows);
+      const settled = await this.deps.settlement.settleMinted(tx, rows).catch(() => [] as string[]); // held back, looked up later
       finished.push(...settled);
       for (const key of used) if (!settled.includes(key)) this.awaitingChain.add(key);
     }

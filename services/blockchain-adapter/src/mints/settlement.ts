@@ -1,6 +1,7 @@
 import { getAddress, type Hash, type Hex, type TransactionReceipt } from "viem";
 import type { Logger } from "@cashback/runtime";
 import type { ChainClient } from "../chain/chain-client.ts";
+import { shortMessage } from "../chain/rpc-errors.ts";
 import { mintOutcomes } from "../chain/token-calls.ts";
 import { toDecimal, type Db, type Tx } from "../db.ts";
 import type { Metrics } from "../metrics.ts";
@@ -31,6 +32,7 @@ export class Settlement {
   /** Records the receipt of transaction `txId`. Safe to call twice (the second does nothing). */
   async recordReceipt(txId: bigint, receipt: TransactionReceipt): Promise<void> {
     const finished: string[] = [];
+    const requeued: string[] = [];
     let recorded = false;
     await this.db.$transaction(
       async (tx) => {
@@ -62,11 +64,22 @@ export class Settlement {
           await tx.blockchainTransaction.updateMany({ where: { id: { in: siblings.map((s) => s.id) } }, data: { status: "DROPPED" } });
         }
         const mints = await tx.mint.findMany({ where: { transactionId: { in: txIds }, status: { in: ["PENDING", "SUBMITTED"] } } });
+        const requeue = async (rows: typeof mints) => {
+          if (rows.length === 0) return;
+          const keys = rows.map((m) => m.idempotencyKey);
+          await tx.mint.updateMany({ where: { idempotencyKey: { in: keys } }, data: { status: "PENDING", transactionId: null } });
+          requeued.push(...keys);
+        };
 
         if (!ok) {
           // A mint may have reverted only because its id was minted by another of our
-          // transactions (e.g. one a crash kept us from recording): that mint succeeded.
-          const minted = await this.settleMinted(tx, mints);
+          // transactions (e.g. one a crash kept us from recording): that mint succeeded. If the
+          // chain can not tell us now, re-queue rather than fail: the dispatcher will ask again.
+          const minted = await this.lookUpElsewhere(tx, mints);
+          if (minted === undefined) {
+            await requeue(mints);
+            return;
+          }
           const failed = mints.filter((m) => !minted.includes(m.idempotencyKey)).map((m) => m.idempotencyKey);
           await tx.mint.updateMany({
             where: { idempotencyKey: { in: failed } },
@@ -86,20 +99,33 @@ export class Settlement {
         this.metrics.mints.inc({ status: "confirmed" }, here.length);
         // Skipped: minted before, by a transaction we may never have recorded. Find it.
         const elsewhere = mints.filter((m) => skipped.has(m.mintId as Hex));
-        const settled = await this.settleMinted(tx, elsewhere);
+        const settled = (await this.lookUpElsewhere(tx, elsewhere)) ?? [];
         finished.push(...settled);
         // Not found (yet), or, which should not happen, not mentioned by a successful
         // transaction: back to the queue, where the contract's mint id keeps a resend harmless.
-        const requeue = mints.filter((m) => !minted.has(m.mintId as Hex) && !settled.includes(m.idempotencyKey));
-        if (requeue.length) {
-          await tx.mint.updateMany({ where: { idempotencyKey: { in: requeue.map((m) => m.idempotencyKey) } }, data: { status: "PENDING", transactionId: null } });
-          this.logger.warn({ tx: receipt.transactionHash, keys: requeue.map((m) => m.idempotencyKey) }, "mints not minted by their transaction; re-queued");
-        }
+        await requeue(mints.filter((m) => !minted.has(m.mintId as Hex) && !settled.includes(m.idempotencyKey)));
       },
       { timeout: 30_000 },
     );
     if (recorded) this.metrics.transactions.inc({ event: receipt.status === "success" ? "confirmed" : "failed" });
+    if (requeued.length) {
+      this.logger.warn({ tx: receipt.transactionHash, keys: requeued }, "mints not settled by their transaction; re-queued");
+      this.onRequeued();
+    }
     this.completions.notify(finished);
+  }
+
+  /** Called when mints go back to the queue; the app points it at the dispatcher's chain check. */
+  onRequeued: () => void = () => {};
+
+  /** settleMinted, or undefined when the chain could not be asked (e.g. eth_getLogs refused). */
+  private async lookUpElsewhere(tx: Tx, mints: readonly { idempotencyKey: string; mintId: string }[]): Promise<string[] | undefined> {
+    try {
+      return await this.settleMinted(tx, mints);
+    } catch (err) {
+      this.logger.warn({ err: shortMessage(err) }, "could not look up earlier mints on chain");
+      return undefined;
+    }
   }
 
   /**

@@ -3,10 +3,11 @@ import type { Logger } from "@cashback/runtime";
 import type { ChainClient } from "../chain/chain-client.ts";
 import { isNonceError, shortMessage } from "../chain/rpc-errors.ts";
 import type { TxKind } from "../chain/token-calls.ts";
-import { fromDecimal, toDecimal, type Db } from "../db.ts";
+import { fromDecimal, type Db } from "../db.ts";
 import type { Metrics } from "../metrics.ts";
 import type { MintDispatcher } from "./dispatcher.ts";
 import type { Settlement } from "./settlement.ts";
+import { txRow } from "./tx-row.ts";
 
 /** Fee bump for a replacement; nodes require at least +10% on both fee fields. */
 const BUMP_PERCENT = 125n;
@@ -31,6 +32,8 @@ export class TxMonitor {
     confirmations: number;
     stuckAfterMs: number;
     intervalMs: number;
+    /** Replacements never offer more than this per gas. */
+    maxFeePerGas: bigint;
   };
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
@@ -71,6 +74,34 @@ export class TxMonitor {
         this.deps.logger.warn({ tx: tx.txHash, err: shortMessage(err) }, "could not look after a pending transaction"),
       );
     }
+    await this.fillNonceGap(open[0]!, minedNonce).catch((err) =>
+      this.deps.logger.warn({ err: shortMessage(err) }, "could not fill a nonce gap"),
+    );
+  }
+
+  /**
+   * Our lowest open transaction waits for a nonce nobody holds: a broadcast that reached the
+   * node but not our database (crash, timeout), later evicted. Nothing would ever fill it, and
+   * every later transaction would wait behind it, so a 0-value transfer to ourselves takes it.
+   */
+  private async fillNonceGap(lowest: OpenTx, minedNonce: bigint): Promise<void> {
+    const { db, chain } = this.deps;
+    if (lowest.nonce <= minedNonce || Date.now() - lowest.submittedAt.getTime() < this.deps.stuckAfterMs) return;
+    if (BigInt(await chain.pendingNonce()) > minedNonce) return; // the node holds something there
+    const ours = await db.blockchainTransaction.count({
+      where: { chainId: chain.chainId, fromAddress: chain.signerAddress, nonce: minedNonce, status: { in: ["SUBMITTED", "REPLACED"] } },
+    });
+    if (ours > 0) return;
+    const fees = await chain.client.estimateFeesPerGas();
+    for (let nonce = minedNonce; nonce < lowest.nonce; nonce++) {
+      const signed = await chain.sign({ kind: "nonce_filler", to: chain.signerAddress, nonce, data: "0x", gas: 21_000n, ...fees });
+      await db.$transaction(async (t) => {
+        await t.blockchainTransaction.create({ data: txRow(chain, signed) });
+        await broadcastOnce(chain, signed.raw);
+      });
+      this.deps.metrics.transactions.inc({ event: "nonce_filled" });
+      this.deps.logger.warn({ nonce: nonce.toString(), tx: signed.hash }, "filled a nonce gap with a 0-value transfer to ourselves");
+    }
   }
 
   private async look(tx: OpenTx, minedNonce: bigint): Promise<void> {
@@ -82,7 +113,10 @@ export class TxMonitor {
     if (await this.recordAnyReceipt(attempts)) return;
     if (tx.nonce < minedNonce) return this.dropAndRequeue(attempts.map((a) => a.id), tx.txHash);
     if (Date.now() - tx.submittedAt.getTime() < this.deps.stuckAfterMs || !tx.rawTx) return;
-    if (await chain.isKnown(tx.txHash as Hash)) return this.replace(tx);
+    if (await chain.isKnown(tx.txHash as Hash)) {
+      // Only the next nonce to be mined can be stuck on its own fees; the others wait behind it.
+      return tx.nonce === minedNonce ? this.replace(tx) : undefined;
+    }
     try {
       await this.rebroadcast(tx.id, tx.txHash, tx.rawTx as Hex);
     } catch (err) {
@@ -126,33 +160,26 @@ export class TxMonitor {
     if (!tx.rawTx) return;
     // Same call, same nonce and gas, from our own signed bytes (the node may have forgotten it).
     const original = parseTransaction(tx.rawTx as Hex);
+    const oldMaxFee = fromDecimal(tx.maxFeePerGas);
+    const cap = this.deps.maxFeePerGas;
+    if (oldMaxFee >= cap) {
+      this.deps.logger.warn({ tx: tx.txHash, maxFeePerGas: oldMaxFee.toString() }, "stuck transaction already at the fee cap (MAX_FEE_GWEI); not raising further");
+      return;
+    }
     const fees = await chain.client.estimateFeesPerGas();
-    const bump = (old: bigint, now: bigint) => {
-      const bumped = (old * BUMP_PERCENT) / 100n;
-      return bumped > now ? bumped : now;
-    };
+    const bump = (old: bigint, now: bigint) => min(max((old * BUMP_PERCENT) / 100n, now), cap);
+    const maxFeePerGas = bump(oldMaxFee, fees.maxFeePerGas);
     const signed = await chain.sign({
       kind: tx.kind as TxKind,
+      to: original.to ?? undefined,
       nonce: tx.nonce,
-      data: original.data!,
+      data: original.data ?? "0x",
       gas: original.gas!,
-      maxFeePerGas: bump(fromDecimal(tx.maxFeePerGas), fees.maxFeePerGas),
-      maxPriorityFeePerGas: bump(fromDecimal(tx.maxPriorityFeePerGas), fees.maxPriorityFeePerGas),
+      maxFeePerGas,
+      maxPriorityFeePerGas: min(bump(fromDecimal(tx.maxPriorityFeePerGas), fees.maxPriorityFeePerGas), maxFeePerGas),
     });
     await db.$transaction(async (t) => {
-      const created = await t.blockchainTransaction.create({
-        data: {
-          chainId: chain.chainId,
-          txHash: signed.hash,
-          fromAddress: chain.signerAddress,
-          toAddress: chain.token,
-          nonce: signed.nonce,
-          kind: signed.kind,
-          rawTx: signed.raw,
-          maxFeePerGas: toDecimal(signed.maxFeePerGas),
-          maxPriorityFeePerGas: toDecimal(signed.maxPriorityFeePerGas),
-        },
-      });
+      const created = await t.blockchainTransaction.create({ data: txRow(chain, signed) });
       await t.blockchainTransaction.update({ where: { id: tx.id }, data: { status: "REPLACED", replacedById: created.id } });
       await t.mint.updateMany({ where: { transactionId: tx.id }, data: { transactionId: created.id } });
       await broadcastOnce(chain, signed.raw);
@@ -172,3 +199,6 @@ async function broadcastOnce(chain: ChainClient, raw: Hex): Promise<void> {
     if (!/already known|known transaction|already imported/i.test(shortMessage(err) + String((err as Error).message))) throw err;
   }
 }
+
+const min = (a: bigint, b: bigint) => (a < b ? a : b);
+const max = (a: bigint, b: bigint) => (a > b ? a : b);
