@@ -27,12 +27,21 @@ async function signerNonce(): Promise<number> {
   return client.getTransactionCount({ address: chain.minter, blockTag: "pending" });
 }
 
-/** Mints straight on chain with the adapter's key, as a crashed adapter's broadcast would have. */
-async function mintBehindTheAdaptersBack(key: string, to: `0x${string}`, amount: bigint) {
+/** Sends a mint with the adapter's key behind its back, as a crashed adapter's broadcast would have. */
+async function broadcastBehindTheAdaptersBack(key: string, to: `0x${string}`, amount: bigint) {
   const wallet = createWalletClient({ account: privateKeyToAccount(chain.adapterKey), transport: http(chain.nodeUrl) });
-  const hash = await wallet.writeContract({ address: chain.token, abi: cashbackTokenAbi, functionName: "mint", args: [to, amount, mintIdFor(key)], chain: null });
+  return wallet.writeContract({ address: chain.token, abi: cashbackTokenAbi, functionName: "mint", args: [to, amount, mintIdFor(key)], chain: null });
+}
+
+async function mintBehindTheAdaptersBack(key: string, to: `0x${string}`, amount: bigint) {
+  const hash = await broadcastBehindTheAdaptersBack(key, to, amount);
   await createPublicClient({ transport: http(chain.nodeUrl) }).waitForTransactionReceipt({ hash });
   return hash;
+}
+
+/** What a crashed adapter leaves in its database: the key recorded as PENDING. */
+function recordPendingMint(databaseUrl: string, key: string, to: string, amount: string) {
+  return sql(databaseUrl, "INSERT INTO mints (idempotency_key, mint_id, to_address, amount_wei) VALUES ($1, $2, $3, $4)", [key, mintIdFor(key), to, amount]);
 }
 
 beforeAll(async () => {
@@ -81,12 +90,7 @@ describe("idempotency across a crash", () => {
     await a.adapter.stop();
     // The crashed adapter had recorded the key and broadcast the mint, but not committed.
     const to = shopper();
-    await sql(a.databaseUrl, "INSERT INTO mints (idempotency_key, mint_id, to_address, amount_wei) VALUES ($1, $2, $3, $4)", [
-      "crash-1",
-      mintIdFor("crash-1"),
-      to,
-      "500",
-    ]);
+    await recordPendingMint(a.databaseUrl, "crash-1", to, "500");
     const original = await mintBehindTheAdaptersBack("crash-1", to, 500n);
     const nonceBefore = await signerNonce();
 
@@ -107,15 +111,9 @@ describe("idempotency across a crash", () => {
     const to = shopper();
     await chain.rpc("evm_setAutomine", [false]);
     try {
-      await sql(a.databaseUrl, "INSERT INTO mints (idempotency_key, mint_id, to_address, amount_wei) VALUES ($1, $2, $3, $4)", [
-        "crash-mempool",
-        mintIdFor("crash-mempool"),
-        to,
-        "500",
-      ]);
+      await recordPendingMint(a.databaseUrl, "crash-mempool", to, "500");
       // The crashed round's transaction: broadcast, not yet mined.
-      const wallet = createWalletClient({ account: privateKeyToAccount(chain.adapterKey), transport: http(chain.nodeUrl) });
-      const original = await wallet.writeContract({ address: chain.token, abi: cashbackTokenAbi, functionName: "mint", args: [to, 500n, mintIdFor("crash-mempool")], chain: null });
+      const original = await broadcastBehindTheAdaptersBack("crash-mempool", to, 500n);
 
       const restarted = await startTestAdapter(chain, { RECEIPT_TIMEOUT_MS: "300" }, a.databaseUrl);
       running.splice(0, 1, { stop: restarted.stop, dropDatabase: a.dropDatabase });
@@ -209,9 +207,8 @@ describe("a nonce gap", () => {
     await chain.rpc("evm_setAutomine", [false]);
     try {
       // A crashed round's transaction: in the node's mempool, not in our database.
-      await sql(a.databaseUrl, "INSERT INTO mints (idempotency_key, mint_id, to_address, amount_wei) VALUES ($1, $2, $3, $4)", ["gap-k", mintIdFor("gap-k"), to, "5"]);
-      const wallet = createWalletClient({ account: privateKeyToAccount(chain.adapterKey), transport: http(chain.nodeUrl) });
-      const lost = await wallet.writeContract({ address: chain.token, abi: cashbackTokenAbi, functionName: "mint", args: [to, 5n, mintIdFor("gap-k")], chain: null });
+      await recordPendingMint(a.databaseUrl, "gap-k", to, "5");
+      const lost = await broadcastBehindTheAdaptersBack("gap-k", to, 5n);
 
       const b = await startTestAdapter(chain, { RECEIPT_TIMEOUT_MS: "300", TX_STUCK_AFTER_MS: "300", TX_MONITOR_INTERVAL_MS: "3600000" }, a.databaseUrl);
       running.splice(0, 1, { stop: b.stop, dropDatabase: a.dropDatabase });
