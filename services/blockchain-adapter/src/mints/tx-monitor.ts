@@ -18,8 +18,10 @@ const BUMP_PERCENT = 125n;
  * - its nonce was used by a transaction that is not ours on file: drop it and re-queue its
  *   mints (the dispatcher checks their ids on chain before sending anything again);
  * - the node no longer knows it (dropped from the mempool, node restarted): send the same
- *   signed bytes again;
- * - pending longer than `stuckAfterMs`: replace it with the same call, same nonce, higher fees.
+ *   signed bytes again, or a replacement if the node refuses them;
+ * - the next nonce to be mined, pending longer than `stuckAfterMs`: replace it with the same
+ *   call, same nonce, higher fees (up to a cap);
+ * - and a nonce gap below all of them: fill it (see fillNonceGap).
  */
 export class TxMonitor {
   private readonly deps: {
