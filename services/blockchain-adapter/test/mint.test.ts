@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { TransactionStatus } from "@cashback/proto/blockchain/v1";
-import { parseEther } from "viem";
+import { encodeFunctionData, keccak256, parseEther, toHex } from "viem";
+import { cashbackTokenAbi } from "@cashback/token";
 import { privateKeyToAccount, generatePrivateKey } from "viem/accounts";
 import { useTestStack } from "./support/adapter.ts";
 
@@ -69,25 +70,25 @@ describe("MintToken and GetBalance", () => {
     expect((await stack.adapter.client.getBalance({ address: to })).balanceWei).toBe("100");
   });
 
-  it("a mint the contract rejects is FAILED and not retryable", async () => {
-    await stack.chain.rpc("hardhat_impersonateAccount", [privateKeyToAccount(stack.chain.adminKey).address]);
-    const pause = async (fn: "pause" | "unpause") => {
-      const { encodeFunctionData } = await import("viem");
-      const { cashbackTokenAbi } = await import("@cashback/token");
-      await stack.chain.rpc("eth_sendTransaction", [
-        { from: privateKeyToAccount(stack.chain.adminKey).address, to: stack.chain.token, data: encodeFunctionData({ abi: cashbackTokenAbi, functionName: fn }) },
+  it("a mint the contract refuses is FAILED and not retryable", async () => {
+    // The adapter's key loses its minter role (an operator's mistake, say).
+    const admin = privateKeyToAccount(stack.chain.adminKey).address;
+    await stack.chain.rpc("hardhat_impersonateAccount", [admin]);
+    const roles = async (fn: "revokeRole" | "grantRole") =>
+      stack.chain.rpc("eth_sendTransaction", [
+        { from: admin, to: stack.chain.token, data: encodeFunctionData({ abi: cashbackTokenAbi, functionName: fn, args: [keccak256(toHex("MINTER_ROLE")), stack.chain.minter] }) },
       ]);
-    };
-    await pause("pause");
+    await roles("revokeRole");
     try {
-      const res = await stack.adapter.client.mintToken({ idempotencyKey: "entry-paused", to: shopper(), amountWei: "1" });
+      const res = await stack.adapter.client.mintToken({ idempotencyKey: "entry-no-role", to: shopper(), amountWei: "1" });
       expect(res.status).toBe(TransactionStatus.FAILED);
       expect(res.error).toMatchObject({ retryable: false, reason: "REVERTED" });
-      expect(res.error?.message).toMatch(/EnforcedPause/);
+      expect(res.error?.message).toMatch(/AccessControlUnauthorizedAccount/);
     } finally {
-      await pause("unpause");
+      await roles("grantRole");
     }
   });
+
 });
 
 describe("input validation", () => {

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
-import { createPublicClient, createWalletClient, http } from "viem";
+import { createPublicClient, createWalletClient, encodeFunctionData, http } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { TransactionStatus } from "@cashback/proto/blockchain/v1";
 import { cashbackTokenAbi } from "@cashback/token";
@@ -257,6 +257,31 @@ describe("a restarted local chain", () => {
     } finally {
       await fresh.close();
     }
+  });
+});
+
+describe("a paused token", () => {
+  it("holds mints back until it is unpaused, then mints them", async () => {
+    const a = await startTestAdapter(chain, { RECEIPT_TIMEOUT_MS: "500" });
+    running.push(a);
+    const admin = privateKeyToAccount(chain.adminKey).address;
+    await chain.rpc("hardhat_impersonateAccount", [admin]);
+    const call = (fn: "pause" | "unpause") =>
+      chain.rpc("eth_sendTransaction", [{ from: admin, to: chain.token, data: encodeFunctionData({ abi: cashbackTokenAbi, functionName: fn }) }]);
+    const to = shopper();
+    await call("pause");
+    let res;
+    try {
+      res = await a.client.mintToken({ idempotencyKey: "paused-1", to, amountWei: "3" });
+      expect(res.status).toBe(TransactionStatus.SUBMITTED); // waiting, not failed
+    } finally {
+      await call("unpause");
+    }
+    for (let i = 0; i < 100 && res.status !== TransactionStatus.CONFIRMED; i++) {
+      res = await a.client.mintToken({ idempotencyKey: "paused-1", to, amountWei: "3" });
+    }
+    expect(res.status).toBe(TransactionStatus.CONFIRMED);
+    expect((await a.client.getBalance({ address: to })).balanceWei).toBe("3");
   });
 });
 

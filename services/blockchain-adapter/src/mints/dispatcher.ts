@@ -125,6 +125,8 @@ export class MintDispatcher {
     if (isNonceError(err)) {
       this.resyncNonce = true;
       logger.warn({ err: shortMessage(err) }, "node rejected the nonce; resyncing");
+    } else if (err instanceof TokenPausedError) {
+      logger.warn("the token contract is paused; mints wait until it is unpaused");
     } else if (isCircuitOpen(err)) {
       logger.debug("chain circuit open; mints wait");
     } else if (isTransportError(err)) {
@@ -174,6 +176,7 @@ export class MintDispatcher {
             break;
           } catch (err) {
             if (!(err instanceof ContractRejectedError)) throw err;
+            if (err.reason === "EnforcedPause") throw new TokenPausedError(); // a halt, not a verdict
             if (rows.length > 1 && !GLOBAL_REJECTIONS.has(err.reason)) {
               rows = rows.slice(0, Math.ceil(rows.length / 2));
               continue;
@@ -274,7 +277,12 @@ export class MintDispatcher {
 }
 
 /** Refusals that do not depend on the entry: splitting the batch would not help. */
-const GLOBAL_REJECTIONS = new Set(["EnforcedPause", "AccessControlUnauthorizedAccount"]);
+const GLOBAL_REJECTIONS = new Set(["AccessControlUnauthorizedAccount"]);
+
+/** The token is paused: mints stay queued and go out, with backoff, once it is unpaused. */
+class TokenPausedError extends Error {
+  override name = "TokenPausedError";
+}
 
 const toCall = (r: PendingRow) => ({ to: r.to_address as Hex, amountWei: fromDecimal(r.amount_wei as never), mintId: r.mint_id as Hex });
 const toMintRef = (r: PendingRow) => ({ idempotencyKey: r.idempotency_key, mintId: r.mint_id });
