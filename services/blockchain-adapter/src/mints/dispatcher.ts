@@ -165,9 +165,9 @@ export class MintDispatcher {
         if (claimed.length === 0) return 0;
 
         const nonce = await this.deps.nonces.lock(tx);
-        // A pause holds every mint back; a refusal that concerns every mint (role revoked) fails them all. Any other
-        // halves the batch until the contract accepts it: the entry it refuses ends up alone and
-        // fails alone, and the rest stay queued for the next rounds.
+        // A pause holds every mint back, and a refusal that concerns every mint (role revoked)
+        // fails them all. Any other halves the batch until the contract accepts it: the entry it
+        // refuses ends up alone and fails alone, and the rest stay queued for the next rounds.
         let rows = claimed;
         let prepared;
         for (;;) {
