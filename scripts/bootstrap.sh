@@ -6,11 +6,14 @@
 #     source scripts/bootstrap.sh        # from any directory
 # Running it (`bash scripts/bootstrap.sh`) only installs.
 #
-# Idempotent: it runs `npm ci` only when node_modules/.bin/node is missing or package-lock.json
-# is newer than node_modules/.package-lock.json (the copy npm writes after an install). npm must
-# itself run under Node 24 while installing, or Hardhat's native EDR package is silently skipped,
-# hence `npx -p node@24`. `npm ci` ends with the root postinstall (`npm run generate`), which
-# produces the gitignored generated code (proto, contract artifacts/ABI, Prisma clients).
+# Idempotent: it runs `npm ci` unless node_modules/.cashback-install holds the sha256 of
+# package-lock.json, a stamp written only after an install (including its postinstall codegen)
+# succeeded under Node 24. So a failed or interrupted install, an install made under another
+# Node, or node_modules from another lockfile is installed again. npm must itself run under
+# Node 24 while installing, or Hardhat's native EDR package is silently skipped, hence
+# `npx -p node@24`; `-p npm@11` brings an npm that runs on Node 24 whatever npm the machine has
+# (Debian's own npm only runs on Debian's node). `npm ci` ends with the root postinstall
+# (`npm run generate`): the gitignored generated code (proto, contract artifacts/ABI, Prisma).
 #
 # If npm/npx is missing: as root it installs Debian's nodejs + npm (only used to fetch Node 24),
 # otherwise it says what to install and fails.
@@ -31,12 +34,15 @@ _cashback_bootstrap() {
     fi
   fi
 
-  if [ ! -x "$repo/node_modules/.bin/node" ] || [ "$repo/package-lock.json" -nt "$repo/node_modules/.package-lock.json" ]; then
+  local stamp="$repo/node_modules/.cashback-install" want
+  want="$(sha256sum "$repo/package-lock.json" | cut -d' ' -f1)" || return 1
+  if [ ! -x "$repo/node_modules/.bin/node" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "bootstrap: installing dependencies under Node 24 (npm ci, then npm run generate)" >&2
-    (cd "$repo" && npx --yes -p node@24 -c 'npm ci') || {
+    (cd "$repo" && npx --yes -p node@24 -p npm@11 -c 'npm ci') || {
       echo "bootstrap: npm ci failed" >&2
       return 1
     }
+    echo "$want" >"$stamp"
   fi
 
   case "$PATH" in

@@ -28,7 +28,10 @@ if (await rpcAnswers(rpcUrl)) {
     process.exit(code ?? 1);
   });
   for (let i = 0; !(await rpcAnswers(rpcUrl)); i++) {
-    if (i > 120) throw new Error(`hardhat node did not answer at ${rpcUrl} within 60 s`);
+    if (i > 120) {
+      node.kill(); // don't leave it holding the port
+      throw new Error(`hardhat node did not answer at ${rpcUrl} within 60 s`);
+    }
     await sleep(500);
   }
   console.log(`chain: hardhat node listening at ${rpcUrl} (chain id 31337)`);

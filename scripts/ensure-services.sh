@@ -46,8 +46,10 @@ wait_for() {
 
 # ---------------------------------------------------------------------------- PostgreSQL
 
+# `timeout` is GNU coreutils (absent on macOS); without it the checks run unbounded.
+with_timeout() { if command -v timeout >/dev/null; then timeout "$@"; else shift; "$@"; fi; }
 # shellcheck disable=SC2016 # $0/$1 expand in the inner bash
-tcp_open() { timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null; }
+tcp_open() { with_timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null; }
 pg_up() {
   if command -v pg_isready >/dev/null; then
     pg_isready -q -h "$PG_HOST" -p "$PG_PORT" -t 2 >/dev/null 2>&1
@@ -113,7 +115,7 @@ ensure_postgres() {
 
 # Reads the server's INFO line; JetStream-enabled servers say "jetstream":true in it.
 # shellcheck disable=SC2016
-nats_info() { timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1" && IFS= read -r line <&3 && printf "%s\n" "$line"' "$NATS_HOST" "$NATS_PORT" 2>/dev/null; }
+nats_info() { with_timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1" && IFS= read -r line <&3 && printf "%s\n" "$line"' "$NATS_HOST" "$NATS_PORT" 2>/dev/null; }
 nats_up() { nats_info | grep -q '^INFO'; }
 
 nats_bin() {
@@ -137,7 +139,8 @@ nats_start() {
   mkdir -p "$store"
   log "starting $bin (JetStream, store $store, log $log_file)"
   if command -v start-stop-daemon >/dev/null; then
-    start-stop-daemon --start --oknodo --background --exec "$bin" -- \
+    # the pidfile makes the "already running?" check about this server, not any nats-server
+    start-stop-daemon --start --oknodo --background --pidfile "$store/nats.pid" --make-pidfile --exec "$bin" -- \
       -a "$NATS_HOST" -p "$NATS_PORT" -js -sd "$store" -l "$log_file"
   else
     nohup "$bin" -a "$NATS_HOST" -p "$NATS_PORT" -js -sd "$store" -l "$log_file" >/dev/null 2>&1 </dev/null &
@@ -152,6 +155,10 @@ ensure_nats() {
     bin="$(nats_bin || true)"
     if [ -z "$bin" ]; then
       apt_install nats-server
+      # Debian's package starts a systemd service on 4222 without JetStream; ours replaces it.
+      if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+        systemctl disable --now nats-server >/dev/null 2>&1 || true
+      fi
       # Debian's package may start its own service (without JetStream); ours needs -js.
       if nats_up; then
         nats_info | grep -q '"jetstream":true' || die "Debian's nats-server service started without JetStream; stop it and run this again"

@@ -7,8 +7,9 @@ export function migrationChecksum(script: Buffer): string {
 
 /**
  * Prisma accepts a stored checksum when it matches the script as-is, with CRLF turned into LF,
- * or with LF turned into CRLF (git may rewrite line endings on checkout). We accept exactly the
- * same set, so a database this runner accepts is one `prisma migrate deploy` accepts too.
+ * or with LF turned into CRLF (git may rewrite line endings on checkout). We accept the same
+ * three forms (not the unpadded checksums very early Prisma 2 versions wrote), so a database
+ * this runner accepts is one `prisma migrate deploy` accepts too.
  */
 export function scriptMatchesChecksum(script: Buffer, checksum: string): boolean {
   const text = script.toString("utf8");

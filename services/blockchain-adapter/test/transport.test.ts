@@ -53,6 +53,23 @@ describe("protocols on one port", () => {
     expect(await (await fetch(`${stack.adapter.baseUrl}/healthz`)).text()).toBe("ok\n");
   });
 
+  it("tells HTTP/2 from HTTP/1.1 even when the first packet is a single byte", async () => {
+    const port = Number(new URL(stack.adapter.baseUrl).port);
+    const reply = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(port, "127.0.0.1", async () => {
+        // "P" could start the HTTP/2 preface ("PRI * HTTP/2.0") or an HTTP/1.1 "POST".
+        socket.write("P");
+        await new Promise((r) => setTimeout(r, 30));
+        socket.write("OST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      });
+      let data = "";
+      socket.on("data", (d) => (data += d));
+      socket.on("end", () => resolve(data));
+      socket.on("error", reject);
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 404/); // answered as HTTP/1.1 (only GET /healthz is a probe)
+  });
+
   it("answers health, readiness and metrics probes", async () => {
     expect(await (await fetch(`${stack.adapter.baseUrl}/healthz`)).text()).toBe("ok\n");
     expect((await fetch(`${stack.adapter.baseUrl}/readyz`)).status).toBe(200);

@@ -47,22 +47,32 @@ export async function startServer(opts: {
     // become an uncaught error; the HTTP servers add their own handlers once they own it.
     socket.on("error", () => socket.destroy());
     socket.setTimeout(10_000, () => socket.destroy()); // silent connections are not kept
-    socket.once("data", (chunk) => {
+    socket.setKeepAlive(true, 60_000); // half-open peers are found out
+    let head = Buffer.alloc(0);
+    const sniff = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      const start = head.subarray(0, 3).toString("latin1");
+      if (head.length < 3 && "PRI".startsWith(start)) return; // too short to tell yet
+      socket.off("data", sniff);
       socket.setTimeout(0);
       socket.pause();
-      socket.unshift(chunk);
-      if (chunk.subarray(0, 3).toString("latin1") === "PRI") {
+      socket.unshift(head);
+      if (start === "PRI") {
         h2.emit("connection", socket);
       } else {
         h1.emit("connection", socket);
         socket.resume(); // the HTTP/1 parser reads in flowing mode
       }
-    });
+    };
+    socket.on("data", sniff);
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, resolve);
   });
+  // The HTTP/1 server never listens itself; without this it never starts the timers that
+  // enforce headersTimeout/requestTimeout, nor tracks connections for closeIdleConnections().
+  h1.emit("listening");
   const port = (server.address() as net.AddressInfo).port;
   return {
     port,
