@@ -44,6 +44,22 @@ function recordPendingMint(databaseUrl: string, key: string, to: string, amount:
   return sql(databaseUrl, "INSERT INTO mints (idempotency_key, mint_id, to_address, amount_wei) VALUES ($1, $2, $3, $4)", [key, mintIdFor(key), to, amount]);
 }
 
+/** An adapter that ran once and is down, as after a crash: its database, and a way to restart it. */
+async function downAdapter() {
+  const first = await startTestAdapter(chain);
+  await first.adapter.stop();
+  const entry = { stop: async () => {}, dropDatabase: first.dropDatabase };
+  running.push(entry);
+  return {
+    databaseUrl: first.databaseUrl,
+    async restart(env: Record<string, string> = {}) {
+      const restarted = await startTestAdapter(chain, env, first.databaseUrl);
+      entry.stop = restarted.stop;
+      return restarted;
+    },
+  };
+}
+
 beforeAll(async () => {
   chain = await startTestChain();
 });
@@ -85,17 +101,14 @@ describe("nonces", () => {
 
 describe("idempotency across a crash", () => {
   it("settles a mint broadcast before a crash from the chain, without sending it again", async () => {
-    const a = await startTestAdapter(chain);
-    running.push(a);
-    await a.adapter.stop();
+    const a = await downAdapter();
     // The crashed adapter had recorded the key and broadcast the mint, but not committed.
     const to = shopper();
     await recordPendingMint(a.databaseUrl, "crash-1", to, "500");
     const original = await mintBehindTheAdaptersBack("crash-1", to, 500n);
     const nonceBefore = await signerNonce();
 
-    const restarted = await startTestAdapter(chain, {}, a.databaseUrl);
-    running.splice(0, 1, { stop: restarted.stop, dropDatabase: a.dropDatabase });
+    const restarted = await a.restart();
     const replay = await restarted.client.mintToken({ idempotencyKey: "crash-1", to, amountWei: "500" });
     expect(replay).toMatchObject({ status: TransactionStatus.CONFIRMED, txHash: original, replayed: true });
     expect(await signerNonce()).toBe(nonceBefore); // nothing else was sent
@@ -105,9 +118,7 @@ describe("idempotency across a crash", () => {
   });
 
   it("waits for a pre-crash transaction still in the mempool instead of failing or resending", async () => {
-    const a = await startTestAdapter(chain);
-    running.push(a);
-    await a.adapter.stop();
+    const a = await downAdapter();
     const to = shopper();
     await chain.rpc("evm_setAutomine", [false]);
     try {
@@ -115,8 +126,7 @@ describe("idempotency across a crash", () => {
       // The crashed round's transaction: broadcast, not yet mined.
       const original = await broadcastBehindTheAdaptersBack("crash-mempool", to, 500n);
 
-      const restarted = await startTestAdapter(chain, { RECEIPT_TIMEOUT_MS: "300" }, a.databaseUrl);
-      running.splice(0, 1, { stop: restarted.stop, dropDatabase: a.dropDatabase });
+      const restarted = await a.restart({ RECEIPT_TIMEOUT_MS: "300" });
       const waiting = await restarted.client.mintToken({ idempotencyKey: "crash-mempool", to, amountWei: "500" });
       expect(waiting.status).toBe(TransactionStatus.SUBMITTED); // not FAILED, not sent again
 
@@ -200,9 +210,7 @@ describe("stuck and dropped transactions", () => {
 
 describe("a nonce gap", () => {
   it("is filled when an unrecorded broadcast is evicted, so later mints are not stuck behind it", async () => {
-    const a = await startTestAdapter(chain);
-    running.push(a);
-    await a.adapter.stop();
+    const a = await downAdapter();
     const to = shopper();
     await chain.rpc("evm_setAutomine", [false]);
     try {
@@ -210,8 +218,7 @@ describe("a nonce gap", () => {
       await recordPendingMint(a.databaseUrl, "gap-k", to, "5");
       const lost = await broadcastBehindTheAdaptersBack("gap-k", to, 5n);
 
-      const b = await startTestAdapter(chain, { RECEIPT_TIMEOUT_MS: "300", TX_STUCK_AFTER_MS: "300", TX_MONITOR_INTERVAL_MS: "3600000" }, a.databaseUrl);
-      running.splice(0, 1, { stop: b.stop, dropDatabase: a.dropDatabase });
+      const b = await a.restart({ RECEIPT_TIMEOUT_MS: "300", TX_STUCK_AFTER_MS: "300", TX_MONITOR_INTERVAL_MS: "3600000" });
       await b.client.mintToken({ idempotencyKey: "gap-k", to, amountWei: "5" }); // held back: its id is in the mempool
       expect(await chain.rpc("hardhat_dropTransaction", [lost])).toBe(true); // evicted
       await b.client.mintToken({ idempotencyKey: "gap-l", to, amountWei: "7" }); // waits behind the hole
