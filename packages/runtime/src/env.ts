@@ -43,12 +43,6 @@ export function url(env: Env, name: string, fallback: string): string {
   return value;
 }
 
-export function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
-  const value = raw(env, name) ?? fallback;
-  if (!allowed.includes(value as T)) throw new ConfigError(`${name} must be one of ${allowed.join(", ")}`);
-  return value as T;
-}
-
 /** A connection URL with its password replaced, for logs. */
 export function redactUrl(value: string): string {
   try {

@@ -1,3 +1,3 @@
-export { ConfigError, int, isLoopback, oneOf, optionalStr, redactUrl, str, url } from "./env.ts";
+export { ConfigError, int, isLoopback, optionalStr, redactUrl, str, url } from "./env.ts";
 export { createLogger, scrubUrls, type Logger } from "./logger.ts";
 export { onShutdown } from "./shutdown.ts";
