@@ -23,7 +23,7 @@ import { createPublicClient, http, type Address } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { TransactionStatus } from "@cashback/proto/blockchain/v1";
 import { cashbackTokenAbi } from "@cashback/token";
-import { startTestChain, type TestChain } from "../services/blockchain-adapter/test/support/chain.ts";
+import { startTestChain, type TestChain } from "@cashback/testing";
 import { startTestAdapter } from "../services/blockchain-adapter/test/support/adapter.ts";
 import { startRpcStatsProxy, type MethodStats } from "./support/rpc-stats.ts";
 import { formatTable, thousands } from "./support/table.ts";

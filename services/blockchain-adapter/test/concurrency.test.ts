@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { TransactionStatus } from "@cashback/proto/blockchain/v1";
-import { startTestChain, type TestChain } from "./support/chain.ts";
+import { startTestChain, type TestChain } from "@cashback/testing";
 import { startTestAdapter } from "./support/adapter.ts";
 
 let chain: TestChain;

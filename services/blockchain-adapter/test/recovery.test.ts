@@ -5,7 +5,7 @@ import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { TransactionStatus } from "@cashback/proto/blockchain/v1";
 import { cashbackTokenAbi } from "@cashback/token";
 import { mintIdFor } from "../src/mints/mint-request.ts";
-import { startTestChain, type TestChain } from "./support/chain.ts";
+import { startTestChain, type TestChain } from "@cashback/testing";
 import { startTestAdapter } from "./support/adapter.ts";
 
 let chain: TestChain;

@@ -6,7 +6,7 @@ import { createTestDatabase } from "@cashback/db/testing";
 import { createLogger } from "@cashback/runtime";
 import { startAdapter, type Adapter } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
-import { startTestChain, type TestChain } from "./chain.ts";
+import { startTestChain, type TestChain } from "@cashback/testing";
 
 export const TEST_TOKEN = "test-token";
 

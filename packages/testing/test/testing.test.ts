@@ -1,0 +1,55 @@
+import net from "node:net";
+import { afterAll, describe, expect, it } from "vitest";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { startNatsServer, startTcpProxy, type NatsServer } from "../src/index.ts";
+
+/** Sends "ping" through the proxy; resolves with what came back, "refused", or "silent" after 300 ms. */
+function probe(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    const timer = setTimeout(() => (socket.destroy(), resolve("silent")), 300);
+    socket.once("connect", () => socket.write("ping"));
+    socket.once("data", (d) => (clearTimeout(timer), socket.destroy(), resolve(d.toString())));
+    socket.once("error", () => (clearTimeout(timer), resolve("refused")));
+  });
+}
+
+describe("startTcpProxy", () => {
+  it("forwards, refuses, hangs and forwards again on the same port", async () => {
+    const echo = net.createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
+    const proxy = await startTcpProxy((echo.address() as net.AddressInfo).port);
+    try {
+      expect(await probe(proxy.port)).toBe("ping");
+      await proxy.down();
+      expect(await probe(proxy.port)).toBe("refused");
+      await proxy.hang();
+      expect(await probe(proxy.port)).toBe("silent");
+      await proxy.up();
+      expect(await probe(proxy.port)).toBe("ping");
+    } finally {
+      await proxy.close();
+      echo.close();
+    }
+  });
+});
+
+describe("startNatsServer", () => {
+  let nats: NatsServer | undefined;
+  afterAll(() => nats?.close());
+
+  it("runs JetStream on its own port and keeps streams across a restart", async () => {
+    nats = await startNatsServer();
+    expect(nats.port).not.toBe(4222);
+    let nc = await connect({ servers: nats.url });
+    await (await jetstreamManager(nc)).streams.add({ name: "PROBE", subjects: ["probe.>"] });
+    await nc.close();
+
+    await nats.restart();
+    nc = await connect({ servers: nats.url });
+    const info = await (await jetstreamManager(nc)).streams.info("PROBE");
+    expect(info.config.subjects).toEqual(["probe.>"]);
+    await nc.close();
+  });
+});
