@@ -4,6 +4,7 @@ import { BlockchainService, file_cashback_blockchain_v1_blockchain } from "@cash
 import { ensureDatabase, migrate } from "@cashback/db";
 import { redactUrl, type Logger } from "@cashback/runtime";
 import { ChainClient } from "./chain/chain-client.ts";
+import { ClawbackService } from "./clawbacks/clawback-service.ts";
 import { ensureChainContinuity } from "./chain/chain-continuity.ts";
 import { createChainBreaker } from "./chain/circuit-breaker.ts";
 import { LOCAL_CHAIN_ID } from "@cashback/token";
@@ -21,6 +22,7 @@ import { registerReflection } from "./reflection/reflection-service.ts";
 import { requireBearer } from "./rpc/auth.ts";
 import { blockchainServiceImpl } from "./rpc/blockchain-service.ts";
 import { startServer } from "./rpc/server.ts";
+import { TransactionLookup } from "./transactions/transaction-lookup.ts";
 
 export const migrationsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../prisma/migrations");
 
@@ -48,7 +50,9 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
   const dispatcher = new MintDispatcher({ db, chain, nonces, settlement, receipts, completions, logger, metrics, batchMax: config.batchMax, batchWindowMs: config.batchWindowMs });
   settlement.onRequeued = () => dispatcher.requireChainCheck();
   const monitor = new TxMonitor({ db, chain, settlement, dispatcher, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs, intervalMs: config.monitorIntervalMs, maxFeePerGas: config.maxFeePerGas });
-  const mints = new MintService({ db, chain, breaker, dispatcher, completions, receiptTimeoutMs: config.receiptTimeoutMs });
+  const mints = new MintService({ db, breaker, dispatcher, completions, receiptTimeoutMs: config.receiptTimeoutMs });
+  const clawbacks = new ClawbackService({ db, breaker, dispatcher, completions, receiptTimeoutMs: config.receiptTimeoutMs });
+  const transactions = new TransactionLookup({ db, chain });
 
   monitor.start();
   dispatcher.start();
@@ -62,7 +66,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
       return true;
     },
     routes: (router) => {
-      router.service(BlockchainService, blockchainServiceImpl({ mints, chain, logger }), { requestGate: requireBearer(config.authToken) });
+      router.service(BlockchainService, blockchainServiceImpl({ mints, clawbacks, transactions, chain, logger }), { requestGate: requireBearer(config.authToken) });
       registerReflection(router, [file_cashback_blockchain_v1_blockchain]);
     },
   });

@@ -24,6 +24,12 @@ export function createMetrics() {
       labelNames: ["status"] as const,
       registers,
     }),
+    clawbacks: new Counter({
+      name: "adapter_clawbacks_total",
+      help: "Clawbacks reaching a final state",
+      labelNames: ["status"] as const,
+      registers,
+    }),
     transactions: new Counter({
       name: "adapter_transactions_total",
       help: "Transactions by event (sent, confirmed, failed, rebroadcast, replaced, dropped)",

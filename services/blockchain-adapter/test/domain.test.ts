@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { encodeEventTopics, encodeAbiParameters, keccak256, stringToHex, type Log } from "viem";
 import { cashbackTokenAbi } from "@cashback/token";
 import { ConfigError } from "@cashback/runtime";
-import { encodeMints, mintOutcomes } from "../src/chain/token-calls.ts";
+import { clawbackOutcomes, encodeClawback, encodeMints, mintOutcomes } from "../src/chain/token-calls.ts";
+import { parseClawbackRequest, refIdFor, sameClawback } from "../src/clawbacks/clawback-request.ts";
 import { loadConfig } from "../src/config.ts";
 import { isDatabaseUnavailable } from "../src/db.ts";
 import { backoffMs } from "../src/mints/dispatcher.ts";
@@ -40,6 +41,30 @@ describe("parseMintRequest", () => {
   });
 });
 
+describe("parseClawbackRequest", () => {
+  it("derives the refId from the key alone, checksums the holder and keeps the amount exact", () => {
+    const req = parseClawbackRequest({ idempotencyKey: "refund:42", from: to.toLowerCase(), amountWei: "340282366920938463463374607431768211455", metadata: {} });
+    expect(req.refId).toBe(keccak256(stringToHex("refund:42")));
+    expect(req.refId).toBe(refIdFor("refund:42"));
+    expect(req.from).toBe(to);
+    expect(req.amountWei).toBe(2n ** 128n - 1n);
+  });
+
+  it("applies the mint rules to every field", () => {
+    const ok = { idempotencyKey: "k", from: to, amountWei: "1", metadata: {} };
+    expect(() => parseClawbackRequest({ ...ok, from: "0x0000000000000000000000000000000000000000" })).toThrow(/zero address/);
+    expect(() => parseClawbackRequest({ ...ok, amountWei: "0" })).toThrow(/amount_wei/);
+    expect(() => parseClawbackRequest({ ...ok, idempotencyKey: "a b" })).toThrow(/idempotency_key/);
+    expect(() => parseClawbackRequest({ ...ok, metadata: { a: "\u0000" } })).toThrow(/NUL/);
+  });
+
+  it("a replay is the same holder (any letter case) and amount", () => {
+    const req = parseClawbackRequest({ idempotencyKey: "k", from: to, amountWei: "5", metadata: {} });
+    expect(sameClawback({ fromAddress: to.toLowerCase(), amountWei: 5n }, req)).toBe(true);
+    expect(sameClawback({ fromAddress: to, amountWei: 4n }, req)).toBe(false);
+  });
+});
+
 describe("nextNonce", () => {
   it.each([
     { chain: 5n, open: undefined, next: 5n, why: "no open transactions: the chain decides" },
@@ -73,6 +98,17 @@ describe("token calls", () => {
     ]);
     expect([...minted]).toEqual([mintIdFor("a")]);
     expect([...skipped]).toEqual([mintIdFor("b")]);
+  });
+
+  it("encodes one clawback per transaction and reads clawed back refIds from a receipt's logs", () => {
+    expect(encodeClawback({ from: to, amountWei: 1n, refId: refIdFor("r") }).kind).toBe("clawback");
+    const log = (id: string, address = token) =>
+      ({
+        address,
+        topics: encodeEventTopics({ abi: cashbackTokenAbi, eventName: "CashbackClawedBack", args: { refId: refIdFor(id), from: to } }),
+        data: encodeAbiParameters([{ type: "uint256" }], [1n]),
+      }) as unknown as Log;
+    expect([...clawbackOutcomes(token, [log("r1"), log("r2", "0x0000000000000000000000000000000000000001")])]).toEqual([refIdFor("r1")]);
   });
 });
 

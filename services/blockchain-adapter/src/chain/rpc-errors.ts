@@ -31,9 +31,12 @@ export class ContractRejectedError extends Error {
   override name = "ContractRejectedError";
   /** The custom error's name, e.g. "MintIdAlreadyUsed", or "execution reverted". */
   readonly reason: string;
-  constructor(reason: string) {
+  /** The custom error's arguments, e.g. ERC20InsufficientBalance(sender, balance, needed). */
+  readonly args: readonly unknown[];
+  constructor(reason: string, args: readonly unknown[] = []) {
     super(`the token contract rejected the call: ${reason}`);
     this.reason = reason;
+    this.args = args;
   }
 }
 
@@ -44,7 +47,8 @@ export function asContractRejection(err: unknown): ContractRejectedError | undef
   const data = withData ? revertData(withData) : undefined;
   if (data && data.length >= 10) {
     try {
-      return new ContractRejectedError(decodeErrorResult({ abi: cashbackTokenAbi, data }).errorName);
+      const decoded = decodeErrorResult({ abi: cashbackTokenAbi, data });
+      return new ContractRejectedError(decoded.errorName, (decoded.args ?? []) as readonly unknown[]);
     } catch {
       // not one of ours (e.g. a panic code): fall through
     }

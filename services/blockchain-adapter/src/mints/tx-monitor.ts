@@ -3,6 +3,7 @@ import type { Logger } from "@cashback/runtime";
 import type { ChainClient } from "../chain/chain-client.ts";
 import { isNonceError, shortMessage } from "../chain/rpc-errors.ts";
 import type { TxKind } from "../chain/token-calls.ts";
+import { clawbackStore } from "../clawbacks/clawback-store.ts";
 import { fromDecimal, type Db } from "../db.ts";
 import type { Metrics } from "../metrics.ts";
 import type { MintDispatcher } from "./dispatcher.ts";
@@ -16,7 +17,7 @@ const BUMP_PERCENT = 125n;
  * Looks after transactions that have no recorded receipt yet, oldest nonce first:
  * - a receipt exists (for it or a replacement with its nonce): record it;
  * - its nonce was used by a transaction that is not ours on file: drop it and re-queue its
- *   mints (the dispatcher checks their ids on chain before sending anything again);
+ *   mints and clawback (the dispatcher checks their ids on chain before sending anything again);
  * - the node no longer knows it (dropped from the mempool, node restarted): send the same
  *   signed bytes again, or a replacement if the node refuses them;
  * - the next nonce to be mined, pending longer than `stuckAfterMs`: replace it with the same
@@ -141,12 +142,13 @@ export class TxMonitor {
   }
 
   private async dropAndRequeue(ids: bigint[], hash: string): Promise<void> {
-    await this.deps.db.$transaction([
-      this.deps.db.blockchainTransaction.updateMany({ where: { id: { in: ids }, status: { in: ["SUBMITTED", "REPLACED"] } }, data: { status: "DROPPED" } }),
-      this.deps.db.mint.updateMany({ where: { transactionId: { in: ids }, status: "SUBMITTED" }, data: { status: "PENDING", transactionId: null } }),
-    ]);
+    await this.deps.db.$transaction(async (t) => {
+      await t.blockchainTransaction.updateMany({ where: { id: { in: ids }, status: { in: ["SUBMITTED", "REPLACED"] } }, data: { status: "DROPPED" } });
+      await t.mint.updateMany({ where: { transactionId: { in: ids }, status: "SUBMITTED" }, data: { status: "PENDING", transactionId: null } });
+      await clawbackStore.requeueOf(t, ids);
+    });
     this.deps.metrics.transactions.inc({ event: "dropped" });
-    this.deps.logger.warn({ tx: hash }, "transaction's nonce was used by another transaction; its mints are re-queued");
+    this.deps.logger.warn({ tx: hash }, "transaction's nonce was used by another transaction; its mints and clawbacks are re-queued");
     this.deps.dispatcher.requireChainCheck();
   }
 
@@ -184,6 +186,7 @@ export class TxMonitor {
       const created = await t.blockchainTransaction.create({ data: txRow(chain, signed) });
       await t.blockchainTransaction.update({ where: { id: tx.id }, data: { status: "REPLACED", replacedById: created.id } });
       await t.mint.updateMany({ where: { transactionId: tx.id }, data: { transactionId: created.id } });
+      await clawbackStore.moveToTransaction(t, tx.id, created.id);
       await broadcastOnce(chain, signed.raw);
     });
     this.deps.metrics.transactions.inc({ event: "replaced" });

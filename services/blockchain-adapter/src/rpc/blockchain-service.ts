@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { getAddress, isAddress } from "viem";
 import {
   BlockchainService,
+  ClawbackResponseSchema,
   ErrorDetailSchema,
   MintTokenResponseSchema,
   TransactionStatus,
@@ -10,9 +10,11 @@ import {
 } from "@cashback/proto/blockchain/v1";
 import type { Logger } from "@cashback/runtime";
 import type { ChainClient } from "../chain/chain-client.ts";
-import { invalidArgument } from "../errors.ts";
+import type { ClawbackService } from "../clawbacks/clawback-service.ts";
 import type { MintService } from "../mints/mint-service.ts";
-import type { MintResult } from "../mints/views.ts";
+import type { ClawbackResult, MintResult } from "../mints/views.ts";
+import type { TransactionLookup } from "../transactions/transaction-lookup.ts";
+import { parseAddress } from "../validation.ts";
 import { toConnectError } from "./errors.ts";
 
 const STATUS = {
@@ -35,8 +37,26 @@ function toResponse(r: MintResult) {
   });
 }
 
+function toClawbackResponse(r: ClawbackResult) {
+  return create(ClawbackResponseSchema, {
+    idempotencyKey: r.idempotencyKey,
+    status: STATUS[r.status],
+    txHash: r.txHash,
+    blockNumber: r.blockNumber,
+    refId: r.refId,
+    replayed: r.replayed,
+    error: r.error && create(ErrorDetailSchema, r.error),
+  });
+}
+
 /** Thin Connect handlers: translate messages, call the services, map errors. */
-export function blockchainServiceImpl(deps: { mints: MintService; chain: ChainClient; logger: Logger }): ServiceImpl<typeof BlockchainService> {
+export function blockchainServiceImpl(deps: {
+  mints: MintService;
+  clawbacks: ClawbackService;
+  transactions: TransactionLookup;
+  chain: ChainClient;
+  logger: Logger;
+}): ServiceImpl<typeof BlockchainService> {
   const guard = <A, R>(name: string, fn: (req: A, ctx: HandlerContext) => Promise<R>) => async (req: A, ctx: HandlerContext): Promise<R> => {
     try {
       return await fn(req, ctx);
@@ -52,17 +72,18 @@ export function blockchainServiceImpl(deps: { mints: MintService; chain: ChainCl
 
     mintBatch: guard("MintBatch", async (req, ctx) => ({ results: (await deps.mints.mintMany(req.mints.map(toInput), ctx.signal)).map(toResponse) })),
 
+    clawback: guard("Clawback", async (req, ctx) =>
+      toClawbackResponse(await deps.clawbacks.clawback({ idempotencyKey: req.idempotencyKey, from: req.from, amountWei: req.amountWei, metadata: req.metadata }, ctx.signal)),
+    ),
+
     getBalance: guard("GetBalance", async (req) => {
-      if (!isAddress(req.address, { strict: true })) {
-        throw invalidArgument(`address must be a 0x-prefixed 20-byte address with a valid checksum, got "${req.address}"`);
-      }
-      const address = getAddress(req.address);
+      const address = parseAddress(req.address, "address");
       const { balance, blockNumber } = await deps.chain.balanceOf(address);
       return { address, balanceWei: balance.toString(), blockNumber };
     }),
 
     getTransaction: guard("GetTransaction", async (req) => {
-      const view = await deps.mints.getTransaction({
+      const view = await deps.transactions.get({
         idempotencyKey: req.lookup.case === "idempotencyKey" ? req.lookup.value : undefined,
         txHash: req.lookup.case === "txHash" ? req.lookup.value : undefined,
       });
