@@ -14,6 +14,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import type { CircuitBreakerPolicy } from "cockatiel";
 import { cashbackTokenAbi, readDeployment } from "@cashback/token";
 import type { Metrics } from "../metrics.ts";
+import { chainDown } from "./circuit-breaker.ts";
 import { asContractRejection } from "./rpc-errors.ts";
 import { encodeClawback, encodeMints, type ClawbackCall, type MintCall, type TxKind } from "./token-calls.ts";
 
@@ -62,9 +63,21 @@ export class ChainClient {
   readonly token: Address;
   readonly deployBlock: bigint;
   private readonly logSpan: bigint;
+  private readonly breaker: CircuitBreakerPolicy;
+  /** The highest block number the node has told us. */
+  private lastSeenHead = 0n;
 
-  private constructor(client: PublicClient, signer: PrivateKeyAccount, chainId: number, token: Address, deployBlock: bigint, logSpan: bigint) {
+  private constructor(
+    client: PublicClient,
+    signer: PrivateKeyAccount,
+    chainId: number,
+    token: Address,
+    deployBlock: bigint,
+    logSpan: bigint,
+    breaker: CircuitBreakerPolicy,
+  ) {
     this.logSpan = logSpan;
+    this.breaker = breaker;
     this.client = client;
     this.signer = signer;
     this.chainId = chainId;
@@ -100,7 +113,7 @@ export class ChainClient {
     }
     const code = await client.getCode({ address: token });
     if (!code || code === "0x") throw new Error(`no contract at ${token} on chain ${chainId}: deploy the token first`);
-    return new ChainClient(client, privateKeyToAccount(opts.signerKey), chainId, token, deployBlock, BigInt(opts.logQueryBlocks));
+    return new ChainClient(client, privateKeyToAccount(opts.signerKey), chainId, token, deployBlock, BigInt(opts.logQueryBlocks), opts.breaker);
   }
 
   get signerAddress(): Address {
@@ -195,8 +208,24 @@ export class ChainClient {
     );
   }
 
-  blockNumber(): Promise<bigint> {
-    return this.client.getBlockNumber({ cacheTime: 0 });
+  async blockNumber(): Promise<bigint> {
+    const head = await this.client.getBlockNumber({ cacheTime: 0 });
+    if (head > this.lastSeenHead) this.lastSeenHead = head;
+    return head;
+  }
+
+  /**
+   * The chain's head when the node answers within `waitMs`, else the highest block it told us
+   * before: for answers the database can give without the chain (e.g. a confirmed mint's
+   * confirmations, which then count at least up to what we saw).
+   */
+  async headOrLastSeen(waitMs = 1_000): Promise<bigint> {
+    if (chainDown(this.breaker)) return this.lastSeenHead;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, waitMs, undefined)));
+    const head = await Promise.race([this.blockNumber().catch(() => undefined), late]);
+    clearTimeout(timer);
+    return head ?? this.lastSeenHead;
   }
 
   /** Whether each id is used, in order; "pending" also counts transactions in the mempool. */

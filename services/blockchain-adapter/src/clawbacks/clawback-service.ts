@@ -33,7 +33,9 @@ export class ClawbackService {
   /** `signal`: the caller went away; stop waiting (the clawback itself goes on). */
   async clawback(input: ClawbackInput, signal?: AbortSignal): Promise<ClawbackResult> {
     const req = parseClawbackRequest(input, this.deps.metadataLimits ?? DEFAULT_METADATA_LIMITS);
-    if (chainDown(this.deps.breaker)) {
+    // New work waits in the caller's queue while the breaker is open; a known key is answered
+    // from the database, chain or no chain.
+    if (chainDown(this.deps.breaker) && !(await this.deps.db.clawback.findUnique({ where: { idempotencyKey: req.idempotencyKey }, select: { idempotencyKey: true } }))) {
       throw new AdapterError("unavailable", "CIRCUIT_OPEN", "the chain is unreachable (circuit breaker open); try again later");
     }
     const fresh = await this.record(req);

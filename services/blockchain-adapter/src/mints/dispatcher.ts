@@ -4,7 +4,8 @@ import type { Logger } from "@cashback/runtime";
 import type { ChainClient, SignedTx } from "../chain/chain-client.ts";
 import { ContractRejectedError, isCircuitOpen, isNonceError, isTransportError, shortMessage } from "../chain/rpc-errors.ts";
 import { clawbackStore } from "../clawbacks/clawback-store.ts";
-import { fromDecimal, type Db, type Tx } from "../db.ts";
+import { fromDecimal, isDatabaseUnavailable, type Db, type Tx } from "../db.ts";
+import { backoffMs, FailureStreak } from "../failure-streak.ts";
 import type { Metrics } from "../metrics.ts";
 import type { NonceStore } from "../nonces/nonce-store.ts";
 import type { Completions } from "./completions.ts";
@@ -67,9 +68,11 @@ export class MintDispatcher {
   private awaitingClawbacks = new Set<string>();
   private awaitCheckedAt = 0;
   private resyncNonce = false;
+  private readonly streak: FailureStreak;
 
   constructor(deps: MintDispatcher["deps"]) {
     this.deps = deps;
+    this.streak = new FailureStreak(deps.logger, "mint dispatcher");
   }
 
   start(): void {
@@ -109,10 +112,17 @@ export class MintDispatcher {
         }
         const handled = await this.round();
         failures = 0;
+        this.streak.succeeded();
         if (handled > 0) this.nudged = true; // there may be more
       } catch (err) {
+        // Whatever failed (any value may be thrown), the loop goes on after a backoff: it is
+        // the only sender, and nothing it meets may end the process.
         failures++;
-        this.onRoundError(err);
+        try {
+          this.onRoundError(err);
+        } catch {
+          // logging never throws; this only keeps a future mistake in onRoundError harmless
+        }
         await this.idle(backoffMs(failures));
       }
     }
@@ -132,20 +142,23 @@ export class MintDispatcher {
   }
 
   private onRoundError(err: unknown): void {
-    const { logger } = this.deps;
+    const { streak } = this;
     if (isNonceError(err)) {
       this.resyncNonce = true;
-      logger.warn({ err: shortMessage(err) }, "node rejected the nonce; resyncing");
+      streak.failed("nonce", { err: shortMessage(err) }, "node rejected the nonce; resyncing");
     } else if (err instanceof TokenPausedError) {
-      logger.warn("the token contract is paused; mints wait until it is unpaused");
+      streak.failed("paused", {}, "the token contract is paused; mints wait until it is unpaused");
     } else if (isCircuitOpen(err)) {
-      logger.debug("chain circuit open; mints wait");
+      streak.failed("chain", {}, "chain circuit open; mints wait");
     } else if (isTransportError(err)) {
       this.resyncNonce = true;
-      logger.warn({ err: shortMessage(err) }, "chain unreachable; mints wait");
+      streak.failed("chain", { err: shortMessage(err) }, "chain unreachable; mints wait");
+    } else if (isDatabaseUnavailable(err)) {
+      this.resyncNonce = true;
+      streak.failed("database", { err: shortMessage(err) }, "database unavailable; mints wait");
     } else {
       this.resyncNonce = true;
-      logger.error({ err }, "mint round failed");
+      streak.failed("unknown", { err }, "mint round failed; retrying with backoff", "error");
     }
   }
 
@@ -411,9 +424,3 @@ const toCall = (r: PendingRow) => ({ to: r.to_address as Hex, amountWei: fromDec
 const toMintRef = (r: PendingRow) => ({ idempotencyKey: r.idempotency_key, mintId: r.mint_id });
 const toClawbackCall = (r: PendingClawbackRow) => ({ from: r.from_address as Hex, amountWei: fromDecimal(r.amount_wei as never), refId: r.ref_id as Hex });
 const toClawbackRef = (r: PendingClawbackRow) => ({ idempotencyKey: r.idempotency_key, refId: r.ref_id });
-
-/** Exponential backoff with full jitter, capped at 5 s. */
-export function backoffMs(failures: number, baseMs = 100, capMs = 5_000): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(failures, 16));
-  return Math.floor(Math.random() * ceiling) + 1;
-}

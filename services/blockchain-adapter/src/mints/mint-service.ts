@@ -42,7 +42,7 @@ export class MintService {
     const requests = inputs.map((input) => parseMintRequest(input, limits));
     const keys = requests.map((r) => r.idempotencyKey);
     if (new Set(keys).size !== keys.length) throw invalidArgument("idempotency keys in one batch must be distinct");
-    this.failFastWhenChainDown();
+    await this.failFastWhenChainDown(keys);
 
     const fresh = await this.record(requests);
     if (fresh.size > 0) this.deps.dispatcher.nudge();
@@ -50,9 +50,14 @@ export class MintService {
     return keys.map((key) => toMintResult(rows.get(key)!, !fresh.has(key)));
   }
 
-  /** New work is refused while the breaker is open: it waits in the caller's queue instead. */
-  private failFastWhenChainDown(): void {
-    if (chainDown(this.deps.breaker)) {
+  /**
+   * New work is refused while the breaker is open: it waits in the caller's queue instead. Keys
+   * we already hold are answered from the database (their stored state), chain or no chain.
+   */
+  private async failFastWhenChainDown(keys: string[]): Promise<void> {
+    if (!chainDown(this.deps.breaker)) return;
+    const known = await this.deps.db.mint.count({ where: { idempotencyKey: { in: keys } } });
+    if (known < keys.length) {
       throw new AdapterError("unavailable", "CIRCUIT_OPEN", "the chain is unreachable (circuit breaker open); try again later");
     }
   }

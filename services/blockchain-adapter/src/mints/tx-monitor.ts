@@ -4,7 +4,8 @@ import type { ChainClient } from "../chain/chain-client.ts";
 import { isNonceError, shortMessage } from "../chain/rpc-errors.ts";
 import type { TxKind } from "../chain/token-calls.ts";
 import { clawbackStore } from "../clawbacks/clawback-store.ts";
-import { fromDecimal, type Db } from "../db.ts";
+import { fromDecimal, isDatabaseUnavailable, type Db } from "../db.ts";
+import { backoffMs, FailureStreak } from "../failure-streak.ts";
 import type { Metrics } from "../metrics.ts";
 import type { MintDispatcher } from "./dispatcher.ts";
 import type { Settlement } from "./settlement.ts";
@@ -40,20 +41,39 @@ export class TxMonitor {
   };
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
+  private readonly streak: FailureStreak;
 
   constructor(deps: TxMonitor["deps"]) {
     this.deps = deps;
+    this.streak = new FailureStreak(deps.logger, "transaction monitor");
   }
 
   start(): void {
     const tick = () => {
-      this.running = this.check()
-        .catch((err) => this.deps.logger.warn({ err: shortMessage(err) }, "transaction monitor round failed"))
-        .finally(() => {
-          if (this.timer !== undefined) this.timer = setTimeout(tick, this.deps.intervalMs);
-        });
+      this.running = this.guardedCheck().then((failures) => {
+        // After failures the passes space out (jittered, doubling, up to 5 s or the interval).
+        const { intervalMs } = this.deps;
+        const wait = failures === 0 ? intervalMs : backoffMs(failures, intervalMs, Math.max(intervalMs, 5_000));
+        if (this.timer !== undefined) this.timer = setTimeout(tick, wait);
+      });
     };
     this.timer = setTimeout(tick, 0);
+  }
+
+  /** One pass that can not reject: any failure (any value) is logged, and counted for backoff. */
+  private async guardedCheck(): Promise<number> {
+    try {
+      await this.check();
+      this.streak.succeeded();
+    } catch (err) {
+      try {
+        const kind = isDatabaseUnavailable(err) ? "database" : "chain-or-other";
+        this.streak.failed(kind, { err: shortMessage(err) }, "transaction monitor round failed; retrying");
+      } catch {
+        // logging never throws; nothing here may end the process
+      }
+    }
+    return this.streak.count;
   }
 
   async stop(): Promise<void> {

@@ -49,40 +49,45 @@ function toClawbackResponse(r: ClawbackResult) {
   });
 }
 
-/** Thin Connect handlers: translate messages, call the services, map errors. */
-export function blockchainServiceImpl(deps: {
+/** What the handlers call; not there while the adapter is starting (see app.ts). */
+export interface Services {
   mints: MintService;
   clawbacks: ClawbackService;
   transactions: TransactionLookup;
   chain: ChainClient;
-  logger: Logger;
-}): ServiceImpl<typeof BlockchainService> {
-  const guard = <A, R>(name: string, fn: (req: A, ctx: HandlerContext) => Promise<R>) => async (req: A, ctx: HandlerContext): Promise<R> => {
+}
+
+/**
+ * Thin Connect handlers: translate messages, call the services, map errors. `services()` throws
+ * a retryable UNAVAILABLE while start-up still waits for the database or the chain.
+ */
+export function blockchainServiceImpl(services: () => Services, logger: Logger): ServiceImpl<typeof BlockchainService> {
+  const guard = <A, R>(name: string, fn: (req: A, ctx: HandlerContext, deps: Services) => Promise<R>) => async (req: A, ctx: HandlerContext): Promise<R> => {
     try {
-      return await fn(req, ctx);
+      return await fn(req, ctx, services());
     } catch (err) {
       const connectErr = toConnectError(err);
-      if (connectErr.code === Code.Internal) deps.logger.error({ err, rpc: name }, "rpc failed");
+      if (connectErr.code === Code.Internal) logger.error({ err, rpc: name }, "rpc failed");
       throw connectErr;
     }
   };
 
   return {
-    mintToken: guard("MintToken", async (req, ctx) => toResponse(await deps.mints.mint(toInput(req), ctx.signal))),
+    mintToken: guard("MintToken", async (req, ctx, deps) => toResponse(await deps.mints.mint(toInput(req), ctx.signal))),
 
-    mintBatch: guard("MintBatch", async (req, ctx) => ({ results: (await deps.mints.mintMany(req.mints.map(toInput), ctx.signal)).map(toResponse) })),
+    mintBatch: guard("MintBatch", async (req, ctx, deps) => ({ results: (await deps.mints.mintMany(req.mints.map(toInput), ctx.signal)).map(toResponse) })),
 
-    clawback: guard("Clawback", async (req, ctx) =>
+    clawback: guard("Clawback", async (req, ctx, deps) =>
       toClawbackResponse(await deps.clawbacks.clawback({ idempotencyKey: req.idempotencyKey, from: req.from, amountWei: req.amountWei, metadata: req.metadata }, ctx.signal)),
     ),
 
-    getBalance: guard("GetBalance", async (req) => {
+    getBalance: guard("GetBalance", async (req, _ctx, deps) => {
       const address = parseAddress(req.address, "address");
       const { balance, blockNumber } = await deps.chain.balanceOf(address);
       return { address, balanceWei: balance.toString(), blockNumber };
     }),
 
-    getTransaction: guard("GetTransaction", async (req) => {
+    getTransaction: guard("GetTransaction", async (req, _ctx, deps) => {
       const view = await deps.transactions.get({
         idempotencyKey: req.lookup.case === "idempotencyKey" ? req.lookup.value : undefined,
         txHash: req.lookup.case === "txHash" ? req.lookup.value : undefined,

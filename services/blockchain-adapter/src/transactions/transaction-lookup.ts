@@ -7,7 +7,7 @@ import { parseIdempotencyKey, quote } from "../validation.ts";
 
 /** GetTransaction: a mint's or a clawback's transaction, by idempotency key or by hash. */
 export class TransactionLookup {
-  private readonly deps: { db: Db; chain: ChainClient };
+  private readonly deps: { db: Db; chain: ChainClient; confirmations: number };
 
   constructor(deps: TransactionLookup["deps"]) {
     this.deps = deps;
@@ -40,7 +40,14 @@ export class TransactionLookup {
       });
       if (successor) tx = successor;
     }
-    const latest = tx.blockNumber === null ? 0n : await this.deps.chain.blockNumber();
+    // The answer is in the database; the chain only adds how deep the block is now. A confirmed
+    // transaction had at least CHAIN_CONFIRMATIONS when it was recorded, whatever the node says.
+    let latest = 0n;
+    if (tx.blockNumber !== null) {
+      const recorded = tx.status === "CONFIRMED" ? tx.blockNumber + BigInt(this.deps.confirmations) - 1n : tx.blockNumber;
+      const head = await this.deps.chain.headOrLastSeen();
+      latest = head > recorded ? head : recorded;
+    }
     return toTransactionView(tx, [...tx.mints, ...tx.clawbacks], latest);
   }
 }
