@@ -1,6 +1,7 @@
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { CircuitState } from "cockatiel";
 import { BlockchainService, file_cashback_blockchain_v1_blockchain } from "@cashback/proto/blockchain/v1";
 import { ensureDatabase, migrate } from "@cashback/db";
 import { redactUrl, type Logger } from "@cashback/runtime";
@@ -51,6 +52,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
     port: config.port,
     metrics: metrics.registry,
     limits: config.limits,
+    connections: { open: metrics.connectionsOpen, rejected: metrics.connectionsRejected },
     ready: async () => (ready ? ready() : false),
     routes: (router) => {
       const current = () => {
@@ -91,8 +93,24 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
     const completions = new Completions();
     const settlement = new Settlement({ db: database, chain, completions, logger, metrics, confirmations: config.confirmations });
     const receipts = new ReceiptWatcher({ chain, settlement, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs });
-    const dispatcher = new MintDispatcher({ db: database, chain, nonces, settlement, receipts, completions, logger, metrics, batchMax: config.batchMax, batchWindowMs: config.batchWindowMs });
+    const dispatcher = new MintDispatcher({
+      db: database,
+      chain,
+      nonces,
+      settlement,
+      receipts,
+      completions,
+      logger,
+      metrics,
+      batchMax: config.batchMax,
+      batchWindowMs: config.batchWindowMs,
+      maxBackoffMs: Math.min(5_000, config.breakerHalfOpenAfterMs),
+    });
     settlement.onRequeued = () => dispatcher.requireChainCheck();
+    // The chain answers again: queued work goes now, not after the dispatcher's backoff.
+    breaker.onStateChange((state) => {
+      if (state === CircuitState.Closed) dispatcher.nudge();
+    });
     const monitor = new TxMonitor({ db: database, chain, settlement, dispatcher, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs, intervalMs: config.monitorIntervalMs, maxFeePerGas: config.maxFeePerGas });
     const common = { db: database, breaker, dispatcher, completions, receiptTimeoutMs: config.receiptTimeoutMs, metadataLimits: config.metadata };
     services = {

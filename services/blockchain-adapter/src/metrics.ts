@@ -47,6 +47,16 @@ export function createMetrics() {
       buckets: [1, 2, 5, 10, 25, 50, 100, 200],
       registers,
     }),
+    connectionsOpen: new Gauge({
+      name: "adapter_connections_open",
+      help: "Client connections open on the RPC port",
+      registers,
+    }),
+    connectionsRejected: new Counter({
+      name: "adapter_connections_rejected_total",
+      help: "Client connections closed at once because ADAPTER_MAX_CONNECTIONS were open",
+      registers,
+    }),
     receiptSeconds: new Histogram({
       name: "adapter_receipt_seconds",
       help: "From broadcast to recorded receipt",

@@ -50,6 +50,8 @@ export class MintDispatcher {
     metrics: Metrics;
     batchMax: number;
     batchWindowMs: number;
+    /** Longest wait between failed rounds (default 5 s); no use waiting longer than the breaker does. */
+    maxBackoffMs?: number;
   };
   private running = false;
   private loop?: Promise<void>;
@@ -123,7 +125,7 @@ export class MintDispatcher {
         } catch {
           // logging never throws; this only keeps a future mistake in onRoundError harmless
         }
-        await this.idle(backoffMs(failures));
+        await this.idle(backoffMs(failures, 100, this.deps.maxBackoffMs ?? 5_000));
       }
     }
   }

@@ -42,6 +42,7 @@ export async function startServer(opts: {
   metrics: Registry;
   ready: () => Promise<boolean>;
   limits: ServerLimits;
+  connections?: { open: { inc(): void; dec(): void }; rejected: { inc(): void } };
 }): Promise<{ port: number; close: () => Promise<void> }> {
   const { limits } = opts;
   const plain: Handler = (req, res) => {
@@ -91,7 +92,11 @@ export async function startServer(opts: {
 
   const server = net.createServer((socket) => {
     sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
+    opts.connections?.open.inc();
+    socket.on("close", () => {
+      sockets.delete(socket);
+      opts.connections?.open.dec();
+    });
     // A peer that resets before sending anything (a TCP health check, a port scan) must not
     // become an uncaught error; the HTTP servers add their own handlers once they own it.
     socket.on("error", () => socket.destroy());
@@ -116,6 +121,7 @@ export async function startServer(opts: {
     socket.on("data", sniff);
   });
   server.maxConnections = limits.maxConnections;
+  server.on("drop", () => opts.connections?.rejected.inc());
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, resolve);
