@@ -10,6 +10,13 @@ export function createDb(connectionString: string, poolSize = 10): Db {
   return new PrismaClient({ adapter: new PrismaPg({ connectionString, max: poolSize }) });
 }
 
+/**
+ * Options for the short transaction that records a call's keys. Under load the pool's
+ * connections are all busy for a moment: the call waits for one (it would wait for its receipt
+ * anyway) instead of failing after Prisma's default 2 s and being retried by its caller.
+ */
+export const RECORD_TX = { maxWait: 10_000, timeout: 15_000 } as const;
+
 /** Exact conversions between on-chain integers and Postgres NUMERIC(78,0); never through a float. */
 export const toDecimal = (value: bigint) => new Prisma.Decimal(value.toString());
 export const fromDecimal = (value: Prisma.Decimal) => BigInt(value.toFixed(0));

@@ -1,7 +1,7 @@
 import type { CircuitBreakerPolicy } from "cockatiel";
 import { chainDown } from "../chain/circuit-breaker.ts";
 import { AdapterError } from "../errors.ts";
-import { fromDecimal, type Db } from "../db.ts";
+import { fromDecimal, RECORD_TX, type Db } from "../db.ts";
 import type { Completions } from "../mints/completions.ts";
 import type { MintDispatcher } from "../mints/dispatcher.ts";
 import { toClawbackResult, type ClawbackResult } from "../mints/views.ts";
@@ -57,7 +57,7 @@ export class ClawbackService {
         throw new AdapterError("already_exists", "IDEMPOTENCY_KEY_REUSED", `idempotency key "${key}" was used for a different clawback`);
       }
       return false;
-    });
+    }, RECORD_TX);
   }
 
   /**

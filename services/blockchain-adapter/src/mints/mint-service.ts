@@ -1,7 +1,7 @@
 import type { CircuitBreakerPolicy } from "cockatiel";
 import { chainDown } from "../chain/circuit-breaker.ts";
 import { AdapterError, invalidArgument } from "../errors.ts";
-import { fromDecimal, toDecimal, type Db } from "../db.ts";
+import { fromDecimal, RECORD_TX, toDecimal, type Db } from "../db.ts";
 import { DEFAULT_METADATA_LIMITS, type MetadataLimits } from "../validation.ts";
 import type { Completions } from "./completions.ts";
 import type { MintDispatcher } from "./dispatcher.ts";
@@ -92,7 +92,7 @@ export class MintService {
         }
       }
       return fresh;
-    });
+    }, RECORD_TX);
   }
 
   /**

@@ -10,6 +10,7 @@ import {
 } from "@cashback/proto/blockchain/v1";
 import type { Logger } from "@cashback/runtime";
 import type { ChainClient } from "../chain/chain-client.ts";
+import { shortMessage } from "../chain/rpc-errors.ts";
 import type { ClawbackService } from "../clawbacks/clawback-service.ts";
 import type { MintService } from "../mints/mint-service.ts";
 import type { ClawbackResult, MintResult } from "../mints/views.ts";
@@ -68,6 +69,7 @@ export function blockchainServiceImpl(services: () => Services, logger: Logger):
     } catch (err) {
       const connectErr = toConnectError(err);
       if (connectErr.code === Code.Internal) logger.error({ err, rpc: name }, "rpc failed");
+      else if (connectErr.code === Code.Unavailable) logger.debug({ err: shortMessage(err), rpc: name }, "rpc answered UNAVAILABLE");
       throw connectErr;
     }
   };
