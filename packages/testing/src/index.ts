@@ -5,3 +5,4 @@ export { freePort, waitForPort } from "./ports.ts";
 export { httpOk, repoRoot, serviceProcess, type ServiceProcess } from "./service-process.ts";
 export { startTcpProxy, type ProxyMode, type TcpProxy } from "./tcp-proxy.ts";
 export { postgresBinDir, startPgCluster, type PgCluster } from "./pg-cluster.ts";
+export { startChainProcess, type ChainProcess } from "./chain-process.ts";

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import pg from "pg";
-import { startNatsServer, startPgCluster, startTcpProxy, type NatsServer, type PgCluster } from "../src/index.ts";
+import { startChainProcess, startNatsServer, startPgCluster, startTcpProxy, type NatsServer, type PgCluster } from "../src/index.ts";
 
 /** Sends "ping" through the proxy; resolves with what came back, "refused", or "silent" after 300 ms. */
 function probe(port: number): Promise<string> {
@@ -89,5 +89,20 @@ describe("startPgCluster", () => {
     await cluster.start(); // crash recovery
     expect(await query("SELECT v FROM kept ORDER BY v")).toEqual([{ v: 1 }, { v: 2 }]);
     expect(await cluster.log()).toMatch(/not properly shut down|automatic recovery/);
+  });
+});
+
+describe("startChainProcess", () => {
+  it("runs hardhat node as a process with the token deployed, reachable through its proxy", async () => {
+    const chain = await startChainProcess();
+    try {
+      expect(chain.chainId).toBe(31337);
+      expect(await chain.reader.getCode({ address: chain.token })).toMatch(/^0x[0-9a-f]{100,}/);
+      expect(await chain.balanceOf(chain.minter)).toBe(0n);
+      await chain.proxy.down();
+      await expect(fetch(chain.rpcUrl, { method: "POST", body: "{}" })).rejects.toThrow();
+    } finally {
+      await chain.close();
+    }
   });
 });
