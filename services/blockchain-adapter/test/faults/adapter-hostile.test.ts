@@ -292,12 +292,14 @@ describe("hostile clients", () => {
     const peak = rss.peak;
     rss.stop();
     // Nothing of the hostile traffic is kept: after a full collection (V8 collects lazily, so RSS
-    // alone drifts up and down by ~150 MB under normal traffic) the heap holds what it held
-    // before, and RSS is back near where it was.
+    // alone drifts up and down by ~150 MB under normal traffic) the JS heap and the buffers hold
+    // what they held before, and RSS is back near where it was (the allocator keeps some freed
+    // pages: +15-35 MB on a quiet machine, up to ~110 MB seen under the full suite's load; before
+    // the limits, a few MB of gzip held gigabytes).
     const final = await retainedMemory(adapter.pid!, inspectPort);
     expect(final.heapUsed).toBeLessThan(baseline.heapUsed + 16 * 1024 * 1024);
     expect(final.external).toBeLessThan(baseline.external + 16 * 1024 * 1024);
-    expect(final.rss).toBeLessThan(baseline.rss + 64 * 1024 * 1024);
+    expect(final.rss).toBeLessThan(baseline.rss + 160 * 1024 * 1024);
     expect(adapter.running).toBe(true);
     expect(adapter.starts).toBe(1);
     expect(answers.filter((a) => /internal|unknown|^http 5/i.test(a.code) || (a.http ?? 0) >= 500)).toEqual([]);
@@ -307,8 +309,8 @@ describe("hostile clients", () => {
     expect(pinger.failures).toEqual([]);
     figures.push(
       `[adapter hostile] ${answers.length} hostile requests/connections: codes ${JSON.stringify(countBy(answers.map((a) => a.code)))}; ` +
-        `process up (1 start), normal caller ${pinger.ok} calls 0 failures; memory after a full GC: baseline RSS ${mb(baseline.rss)} heap ${mb(baseline.heapUsed)}, ` +
-        `final RSS ${mb(final.rss)} heap ${mb(final.heapUsed)}; RSS peak during the hostile traffic ${mb(peak)}`,
+        `process up (1 start), normal caller ${pinger.ok} calls 0 failures; memory after a full GC: baseline RSS ${mb(baseline.rss)} heap ${mb(baseline.heapUsed)} buffers ${mb(baseline.external)}, ` +
+        `final RSS ${mb(final.rss)} heap ${mb(final.heapUsed)} buffers ${mb(final.external)}; RSS peak during the hostile traffic ${mb(peak)}`,
     );
   }, 120_000);
 });
