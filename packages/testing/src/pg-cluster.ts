@@ -72,6 +72,25 @@ export async function startPgCluster() {
     await pgTool("pg_ctl", ["-D", dataDir, "-m", mode, "-w", "-t", "60", "stop"]);
   };
 
+  const kill = async () => {
+    const pid = await postmasterPid();
+    if (!pid) return;
+    const family = [pid, ...childrenOf(pid)];
+    for (const p of family) {
+      try {
+        process.kill(p, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    while (family.some(alive)) await new Promise((r) => setTimeout(r, 20));
+    // The dead postmaster may linger as a zombie until init reaps it, and Postgres takes a
+    // live PID in its lock files for a running server: remove the stale locks, as after a crash.
+    for (const file of [path.join(dataDir, "postmaster.pid"), path.join(root, `.s.PGSQL.${port}.lock`), path.join(root, `.s.PGSQL.${port}`)]) {
+      await rm(file, { force: true });
+    }
+  };
+
   await start();
   return {
     port,
@@ -86,28 +105,12 @@ export async function startPgCluster() {
       await start();
     },
     /** SIGKILL to the postmaster and its backends, as in a crash; start() then runs crash recovery. */
-    async kill() {
-      const pid = await postmasterPid();
-      if (!pid) return;
-      const family = [pid, ...childrenOf(pid)];
-      for (const p of family) {
-        try {
-          process.kill(p, "SIGKILL");
-        } catch {
-          // already gone
-        }
-      }
-      while (family.some(alive)) await new Promise((r) => setTimeout(r, 20));
-      // The dead postmaster may linger as a zombie until init reaps it, and Postgres takes a
-      // live PID in its lock files for a running server: remove the stale locks, as after a crash.
-      for (const file of [path.join(dataDir, "postmaster.pid"), path.join(root, `.s.PGSQL.${port}.lock`), path.join(root, `.s.PGSQL.${port}`)]) {
-        await rm(file, { force: true });
-      }
-    },
+    kill,
     /** The server's log (startup, shutdown, crash recovery), for failure messages. */
     log: () => readFile(logFile, "utf8").catch(() => ""),
+    /** Stops it (killing it if pg_ctl can not) and removes its data: no server outlives the test. */
     async close() {
-      await stop("immediate").catch(() => {});
+      await stop("immediate").catch(kill);
       await rm(root, { recursive: true, force: true });
     },
   };
