@@ -85,8 +85,9 @@ export async function startConsumer(config: ConsumerConfig, logger: Logger, opts
     metrics,
     concurrency: config.concurrency,
     mintBatchMax: config.mintBatchMax,
-    // Longer than one call: a claim must outlive the call it was made for.
-    leaseMs: config.adapterTimeoutMs + 30_000,
+    // A claim outlives the call it was made for (bounded by the call's deadline); after a crash
+    // the requests it held are taken up again once it ends.
+    leaseMs: config.adapterTimeoutMs + 5_000,
     pollIntervalMs: config.pollIntervalMs,
   });
   const intake = new Intake({

@@ -87,7 +87,7 @@ export class Intake {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    await this.messages?.close().catch(() => {});
+    await Promise.race([this.messages?.close().catch(() => {}), sleep(5_000)]);
     this.wake?.();
     await this.pullLoop;
     await this.processLoop;
@@ -100,14 +100,20 @@ export class Intake {
       try {
         const consumer = await this.js.consumers.get(STREAMS.cashback.name, DURABLE_NAME);
         const messages = await consumer.consume({ max_messages: Math.max(this.deps.settings.fetchBatch * 2, 64) });
+        if (!this.running) {
+          // Stopped while it was being set up (closing one never iterated does not settle).
+          void messages.close().catch(() => {});
+          break;
+        }
         this.messages = messages;
-        if (!this.running) await messages.close();
         void this.watch(messages);
         failures = 0;
         for await (const m of messages) {
           this.buffer.push(m);
           this.wake?.();
         }
+        // The iterator ended by itself (consumer deleted, say): start over, without spinning.
+        if (this.running) await sleep(500);
       } catch (err) {
         if (!this.running) break;
         failures++;

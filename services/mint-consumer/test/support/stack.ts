@@ -2,11 +2,23 @@ import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createTestDatabase, type TestDatabase } from "@cashback/db/testing";
-import { STREAMS } from "@cashback/events";
+import { STREAMS, type Envelope } from "@cashback/events";
 import { createLogger } from "@cashback/runtime";
-import { startAdapterProcess, startNatsServer, startTestChain, type AdapterProcess, type NatsServer, type TestChain } from "@cashback/testing";
+import {
+  startAdapterProcess,
+  startNatsServer,
+  startTcpProxy,
+  startTestChain,
+  streamMessages,
+  waitFor,
+  type AdapterProcess,
+  type NatsServer,
+  type TcpProxy,
+  type TestChain,
+} from "@cashback/testing";
 import { startConsumer, type Consumer } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
+import { DURABLE_NAME } from "../../src/intake/intake.ts";
 
 /** Settings that make retries and reconciliation quick enough for tests. */
 export const FAST_ENV: Record<string, string> = {
@@ -23,8 +35,13 @@ export interface ConsumerStack {
   /** A client of the throwaway NATS for the test itself (publish, read streams). */
   nc: NatsConnection;
   adapter: AdapterProcess;
-  /** Starts the consumer in this process on a fresh database; stopped after the test. */
-  startConsumer(env?: Record<string, string>): Promise<Consumer>;
+  /** A TCP proxy in front of the adapter: `down()` makes it unreachable (connection refused) at once. */
+  adapterProxy: TcpProxy;
+  /**
+   * Starts the consumer in this process on a fresh database; stopped after the test.
+   * `viaProxy`: reach the adapter through `adapterProxy`.
+   */
+  startConsumer(env?: Record<string, string>, opts?: { viaProxy?: boolean }): Promise<Consumer>;
 }
 
 /**
@@ -44,6 +61,7 @@ export function useConsumerStack(): ConsumerStack {
     stack.nats = nats;
     stack.nc = await connect({ servers: nats.url });
     stack.adapter = await startAdapterProcess({ chain, databaseUrl: db.url, env: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn" } });
+    stack.adapterProxy = await startTcpProxy(stack.adapter.port);
   });
 
   beforeEach(async () => {
@@ -57,24 +75,26 @@ export function useConsumerStack(): ConsumerStack {
       await consumer.stop();
       await db.drop();
     }
+    await stack.adapterProxy?.up();
     if (stack.adapter && !stack.adapter.running) await stack.adapter.start();
   });
 
   afterAll(async () => {
     await stack.nc?.close();
+    await stack.adapterProxy?.close();
     await stack.adapter?.stop();
     await adapterDb?.drop();
     await stack.nats?.close();
     await stack.chain?.close();
   });
 
-  stack.startConsumer = async (env = {}) => {
+  stack.startConsumer = async (env = {}, opts = {}) => {
     const db = await createTestDatabase("mint_consumer");
     const config = loadConfig({
       CONSUMER_PORT: "0",
       CONSUMER_DATABASE_URL: db.url,
       NATS_URL: stack.nats.url,
-      ADAPTER_URL: stack.adapter.url,
+      ADAPTER_URL: opts.viaProxy ? stack.adapterProxy.url : stack.adapter.url,
       ADAPTER_AUTH_TOKEN: stack.adapter.token,
       ...FAST_ENV,
       ...env,
@@ -87,3 +107,25 @@ export function useConsumerStack(): ConsumerStack {
 
   return stack;
 }
+
+/** Waits until the consumer has taken and acked everything in CASHBACK. */
+export async function drained(nc: NatsConnection, timeoutMs = 60_000): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  await waitFor(
+    "the durable consumer to ack everything",
+    async () => {
+      const info = await jsm.consumers.info(STREAMS.cashback.name, DURABLE_NAME);
+      return info.num_pending === 0 && info.num_ack_pending === 0;
+    },
+    { timeoutMs },
+  );
+}
+
+/** Result events on CASHBACK_RESULTS, optionally for one entry. */
+export async function resultEvents(nc: NatsConnection, entryId?: string): Promise<Envelope[]> {
+  const all = await streamMessages(nc, STREAMS.results.name);
+  return all.map((m) => m.json as Envelope).filter((e) => !entryId || (e.payload as { entry_id?: string }).entry_id === entryId);
+}
+
+/** Messages on CASHBACK_DLQ. */
+export const deadLetters = (nc: NatsConnection) => streamMessages(nc, STREAMS.deadLetters.name);
