@@ -8,4 +8,5 @@ export { startNatsServer, type NatsServer } from "./nats-server.ts";
 export { freePort, waitForPort } from "./ports.ts";
 export { httpOk, repoRoot, serviceProcess, type ServiceProcess } from "./service-process.ts";
 export { startTcpProxy, type ProxyMode, type TcpProxy } from "./tcp-proxy.ts";
+export { startChainProcess, type ChainProcess } from "./chain-process.ts";
 export { waitFor } from "./wait.ts";

@@ -2,7 +2,7 @@ import net from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { startNatsServer, startTcpProxy, type NatsServer } from "../src/index.ts";
+import { startChainProcess, startNatsServer, startTcpProxy, type NatsServer } from "../src/index.ts";
 
 /** Sends "ping" through the proxy; resolves with what came back, "refused", or "silent" after 300 ms. */
 function probe(port: number): Promise<string> {
@@ -51,5 +51,20 @@ describe("startNatsServer", () => {
     const info = await (await jetstreamManager(nc)).streams.info("PROBE");
     expect(info.config.subjects).toEqual(["probe.>"]);
     await nc.close();
+  });
+});
+
+describe("startChainProcess", () => {
+  it("runs hardhat node as a process with the token deployed, reachable through its proxy", async () => {
+    const chain = await startChainProcess();
+    try {
+      expect(chain.chainId).toBe(31337);
+      expect(await chain.reader.getCode({ address: chain.token })).toMatch(/^0x[0-9a-f]{100,}/);
+      expect(await chain.balanceOf(chain.minter)).toBe(0n);
+      await chain.proxy.down();
+      await expect(fetch(chain.rpcUrl, { method: "POST", body: "{}" })).rejects.toThrow();
+    } finally {
+      await chain.close();
+    }
   });
 });

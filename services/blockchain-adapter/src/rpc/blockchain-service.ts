@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { getAddress, isAddress } from "viem";
 import {
   BlockchainService,
@@ -51,6 +51,11 @@ export function blockchainServiceImpl(deps: { mints: MintService; chain: ChainCl
     mintToken: guard("MintToken", async (req, ctx) => toResponse(await deps.mints.mint(toInput(req), ctx.signal))),
 
     mintBatch: guard("MintBatch", async (req, ctx) => ({ results: (await deps.mints.mintMany(req.mints.map(toInput), ctx.signal)).map(toResponse) })),
+
+    // Implemented on the adapter's own branch; the contract is in the proto.
+    clawback: async () => {
+      throw new ConnectError("Clawback is not implemented by this build of the adapter", Code.Unimplemented);
+    },
 
     getBalance: guard("GetBalance", async (req) => {
       if (!isAddress(req.address, { strict: true })) {
