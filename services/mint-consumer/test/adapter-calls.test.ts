@@ -67,6 +67,11 @@ function fakeAdapter(impl: Partial<ServiceImpl<typeof BlockchainService>>) {
         if (!impl.mintBatch) throw new ConnectError("no", Code.Unimplemented);
         return impl.mintBatch(req, ctx);
       },
+      clawback: async (req, ctx) => {
+        calls.push({ rpc: "Clawback", keys: [req.idempotencyKey] });
+        if (!impl.clawback) throw new ConnectError("no", Code.Unimplemented);
+        return impl.clawback(req, ctx);
+      },
       getTransaction: async (req, ctx) => {
         calls.push({ rpc: "GetTransaction", keys: [String(req.lookup.value)] });
         if (!impl.getTransaction) throw new ConnectError("no", Code.Unimplemented);
@@ -163,6 +168,29 @@ describe("calling the adapter (fake BlockchainService over createRouterTransport
       { rpc: "GetTransaction", keys: ["cashback:1"] },
       { rpc: "GetTransaction", keys: ["cashback:2"] },
     ]);
+  });
+
+  it("claws back with Clawback (key, holder, amount, metadata) and reads its answers like a mint's", async () => {
+    let seen: { idempotencyKey: string; from: string; amountWei: string; metadata: Record<string, string> } | undefined;
+    const { adapterCalls, calls } = fakeAdapter({
+      clawback: (req) => {
+        seen = req;
+        if (req.idempotencyKey === "clawback:poor") {
+          return { idempotencyKey: req.idempotencyKey, status: TransactionStatus.FAILED, txHash: "", blockNumber: 0n, refId: "", replayed: false, error: { retryable: false, reason: "INSUFFICIENT_BALANCE", message: "holds 1 wei" } };
+        }
+        return { idempotencyKey: req.idempotencyKey, status: TransactionStatus.CONFIRMED, txHash: TX, blockNumber: 11n, refId: "0x" + "e".repeat(64), replayed: false };
+      },
+    });
+    const refund = { ...work(1, 7n), id: "refund-1", idempotencyKey: "clawback:r1", metadata: { refund_id: "r1" } };
+    expect(await adapterCalls.clawback(refund)).toEqual({ type: "CONFIRMED", txHash: TX, blockNumber: 11n });
+    expect(seen).toMatchObject({ idempotencyKey: "clawback:r1", from: refund.wallet, amountWei: "7", metadata: { refund_id: "r1" } });
+    expect(await adapterCalls.clawback({ ...refund, idempotencyKey: "clawback:poor" })).toEqual({ type: "REFUSED", reason: "INSUFFICIENT_BALANCE", message: "holds 1 wei" });
+    expect(calls.map((c) => c.rpc)).toEqual(["Clawback", "Clawback"]);
+  });
+
+  it("an adapter without Clawback (UNIMPLEMENTED) makes clawbacks wait, not fail", async () => {
+    const { adapterCalls } = fakeAdapter({});
+    expect(await adapterCalls.clawback({ ...work(1), idempotencyKey: "clawback:r2" })).toMatchObject({ type: "TRANSIENT", reason: "UNIMPLEMENTED", mayHaveReached: false });
   });
 
   it("is reachable when the adapter answers (even NOT_FOUND), not when it refuses the token", async () => {

@@ -96,11 +96,24 @@ export class AdapterCalls {
     return event;
   }
 
-  /** A clawback (refund): Clawback by its key. */
-  async clawback(_item: AdapterWork, _signal?: AbortSignal): Promise<RequestEvent> {
-    // The adapter's Clawback RPC is being added on another branch; until it is merged an adapter
-    // without it answers UNIMPLEMENTED, which is this: clawbacks wait.
-    return { type: "TRANSIENT", reason: "UNIMPLEMENTED", message: "the adapter has no Clawback RPC yet", mayHaveReached: false };
+  /**
+   * A refund's clawback: Clawback by its key (clawbackKey(refund id)), same answers as MintToken;
+   * FAILED "INSUFFICIENT_BALANCE" when the holder holds less than the amount.
+   */
+  async clawback(item: AdapterWork, signal?: AbortSignal): Promise<RequestEvent> {
+    const started = performance.now();
+    let event: RequestEvent;
+    try {
+      const res = await this.deps.client.clawback(
+        { idempotencyKey: item.idempotencyKey, from: item.wallet, amountWei: item.amountWei.toString(), metadata: item.metadata },
+        { timeoutMs: this.deps.timeoutMs, signal },
+      );
+      event = res.idempotencyKey === item.idempotencyKey ? eventFromStatus(res) : { type: "TRANSIENT", reason: "BAD_RESPONSE", message: `Clawback answered for key ${res.idempotencyKey}`, mayHaveReached: true };
+    } catch (err) {
+      event = eventFromError(err);
+    }
+    this.observe("Clawback", event, started, 1);
+    return event;
   }
 
   /** Whether the adapter answers our calls at all (readiness): any answer but a transport failure. */

@@ -162,9 +162,9 @@ export class Dispatcher {
         events = new Map(answers);
       } else if (job.kind === "mint") {
         metrics.batchSize.observe(job.items.length);
-        events = await calls.mint(job.items.map(toWork), signal);
+        events = await calls.mint(job.items.map((i) => toWork("mint", i)), signal);
       } else {
-        events = new Map([[job.items[0]!.id, await calls.clawback(toWork(job.items[0]!), signal)]]);
+        events = new Map([[job.items[0]!.id, await calls.clawback(toWork("clawback", job.items[0]!), signal)]]);
       }
     } catch (err) {
       // The calls never throw; this is a bug. The leases expire and the requests are retried.
@@ -208,12 +208,14 @@ export class Dispatcher {
   }
 }
 
-function toWork(item: ClaimedRequest): AdapterWork {
+/** What the adapter is sent; the ids in metadata let an operator trace a mint back to its purchase. */
+function toWork(kind: Kind, item: ClaimedRequest): AdapterWork {
+  const ids = { entry_id: item.entryId, purchase_id: item.purchaseId, merchant_id: item.merchantId, user_id: item.userId };
   return {
     id: item.id,
     idempotencyKey: item.idempotencyKey,
     wallet: item.wallet,
     amountWei: item.amountWei,
-    metadata: { entry_id: item.entryId, purchase_id: item.purchaseId, merchant_id: item.merchantId, user_id: item.userId },
+    metadata: kind === "clawback" ? { refund_id: item.id, ...ids } : ids,
   };
 }

@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
+import type { Transport } from "@connectrpc/connect";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createTestDatabase, type TestDatabase } from "@cashback/db/testing";
@@ -129,3 +130,38 @@ export async function resultEvents(nc: NatsConnection, entryId?: string): Promis
 
 /** Messages on CASHBACK_DLQ. */
 export const deadLetters = (nc: NatsConnection) => streamMessages(nc, STREAMS.deadLetters.name);
+
+/**
+ * For a test file whose consumers talk to an in-memory BlockchainService (fake-adapter.ts): a
+ * throwaway nats-server, fresh streams per test, a fresh consumer database per consumer.
+ */
+export function useFakeAdapterStack() {
+  const stack = {} as { nats: NatsServer; nc: NatsConnection; startConsumer(transport: Transport, env?: Record<string, string>): Promise<Consumer> };
+  const consumers: { consumer: Consumer; db: TestDatabase }[] = [];
+  beforeAll(async () => {
+    stack.nats = await startNatsServer();
+    stack.nc = await connect({ servers: stack.nats.url });
+  });
+  beforeEach(async () => {
+    const jsm = await jetstreamManager(stack.nc);
+    for (const s of Object.values(STREAMS)) await jsm.streams.delete(s.name).catch(() => {});
+  });
+  afterEach(async () => {
+    for (const { consumer, db } of consumers.splice(0)) {
+      await consumer.stop();
+      await db.drop();
+    }
+  });
+  afterAll(async () => {
+    await stack.nc?.close();
+    await stack.nats?.close();
+  });
+  stack.startConsumer = async (transport, env = {}) => {
+    const db = await createTestDatabase("mint_consumer");
+    const config = loadConfig({ CONSUMER_PORT: "0", CONSUMER_DATABASE_URL: db.url, NATS_URL: stack.nats.url, ...FAST_ENV, ...env });
+    const consumer = await startConsumer(config, createLogger("mint-consumer", process.env.TEST_LOG_LEVEL ?? "silent"), { adapterTransport: transport });
+    consumers.push({ consumer, db });
+    return consumer;
+  };
+  return stack;
+}
