@@ -97,6 +97,7 @@ async function runScenario(chain: TestChain, scenario: Scenario): Promise<Result
     const warm = await createClient(BlockchainService, createGrpcTransport({ baseUrl: adapter.url, interceptors: [bearer(adapter.token)] })).mintToken({ idempotencyKey: `bench-warm-up-${scenario.name}-${Date.now()}`, to: freshWallet(), amountWei: "1" });
     if (warm.status !== TransactionStatus.CONFIRMED) throw new Error(`${scenario.name}: warm-up mint ended ${TransactionStatus[warm.status]}`);
     const supplyBefore = await totalSupply(chain);
+    const transactionsBefore = await countTransactions(adapterDb.url);
 
     const config = loadConfig({
       CONSUMER_PORT: "0",
@@ -169,7 +170,7 @@ async function runScenario(chain: TestChain, scenario: Scenario): Promise<Result
     if (notConfirmed && !timedOut) problems.push(`${notConfirmed} requests not CONFIRMED`);
 
     const adapterCalls = calls.values.filter((v) => v.labels.rpc === "MintBatch" || v.labels.rpc === "MintToken").reduce((n, v) => n + v.value, 0);
-    const transactions = await countTransactions(adapterDb.url);
+    const transactions = (await countTransactions(adapterDb.url)) - transactionsBefore;
     return {
       scenario: scenario.name,
       events: seen.size,
