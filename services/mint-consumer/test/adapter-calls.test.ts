@@ -17,6 +17,7 @@ const refused = () => new ConnectError("connect ECONNREFUSED 127.0.0.1:50051", C
 describe("reading the adapter's answers (classify)", () => {
   const statuses: [string, Parameters<typeof eventFromStatus>[0], unknown][] = [
     ["CONFIRMED", { status: TransactionStatus.CONFIRMED, txHash: TX, blockNumber: 12n }, { type: "CONFIRMED", txHash: TX, blockNumber: 12n }],
+    ["CONFIRMED without a transaction: not trusted", { status: TransactionStatus.CONFIRMED, txHash: "", blockNumber: 12n }, { type: "TRANSIENT", reason: "BAD_RESPONSE" }],
     ["SUBMITTED with a hash", { status: TransactionStatus.SUBMITTED, txHash: TX, blockNumber: 0n }, { type: "SUBMITTED", txHash: TX }],
     ["SUBMITTED before signing", { status: TransactionStatus.SUBMITTED, txHash: "", blockNumber: 0n }, { type: "SUBMITTED", txHash: null }],
     ["FAILED, retryable = false: final", { status: TransactionStatus.FAILED, txHash: TX, blockNumber: 3n, error: { retryable: false, reason: "REVERTED", message: "no role" } }, { type: "REFUSED", reason: "REVERTED", message: "no role" }],

@@ -28,7 +28,11 @@ const FINAL_CODES = new Set([Code.InvalidArgument, Code.AlreadyExists, Code.Fail
 export function eventFromStatus(answer: StatusAnswer): RequestEvent {
   switch (answer.status) {
     case TransactionStatus.CONFIRMED:
-      return { type: "CONFIRMED", txHash: answer.txHash, blockNumber: answer.blockNumber };
+      // What the result event will carry: a confirmation without its transaction is not one.
+      if (!/^0x[0-9a-fA-F]{64}$/.test(answer.txHash) || answer.blockNumber <= 0n) {
+        return { type: "TRANSIENT", reason: "BAD_RESPONSE", message: `CONFIRMED without a transaction hash and block (${answer.txHash || "none"}, ${answer.blockNumber})`, mayHaveReached: true };
+      }
+      return { type: "CONFIRMED", txHash: answer.txHash.toLowerCase(), blockNumber: answer.blockNumber };
     case TransactionStatus.SUBMITTED:
       return { type: "SUBMITTED", txHash: answer.txHash || null };
     case TransactionStatus.FAILED: {

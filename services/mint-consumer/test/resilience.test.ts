@@ -1,0 +1,58 @@
+import { describe, expect, it } from "vitest";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { DLQ_HEADERS, STREAMS } from "@cashback/events";
+import { ensureStreams } from "@cashback/outbox";
+import { accruedEvent, publishEvent, waitFor } from "@cashback/testing";
+import { DURABLE_NAME, ensureDurable } from "../src/intake/intake.ts";
+import { fakeAdapter } from "./support/fake-adapter.ts";
+import { deadLetters, resultEvents, useFakeAdapterStack } from "./support/stack.ts";
+
+// Outages and limits around JetStream, with an in-memory adapter.
+const stack = useFakeAdapterStack();
+
+describe("resilience", () => {
+  it("NATS dies while a mint completes: the result waits in the outbox and is published when NATS is back; intake resumes", async () => {
+    const adapter = fakeAdapter();
+    adapter.state.unavailable = true;
+    const consumer = await stack.startConsumer(adapter.transport, { CONSUMER_RETRY_MAX_ATTEMPTS: "1000" });
+    const first = accruedEvent();
+    await publishEvent(stack.nc, first);
+    await waitFor("a failed attempt", async () => ((await consumer.db.mintRequest.findUnique({ where: { entryId: first.payload.entry_id } }))?.attempts ?? 0) >= 1);
+
+    await stack.nats.kill();
+    adapter.state.unavailable = false;
+    await waitFor("CONFIRMED while NATS is down", async () => (await consumer.db.mintRequest.findUnique({ where: { entryId: first.payload.entry_id } }))?.status === "CONFIRMED");
+    expect(await consumer.db.outboxEvent.count({ where: { publishedAt: null, subject: "cashback.minted" } })).toBe(1);
+
+    await stack.nats.start();
+    await waitFor("the minted result after NATS came back", async () => (await resultEvents(stack.nc, first.payload.entry_id)).some((e) => e.type === "cashback.minted"));
+    const second = accruedEvent();
+    await publishEvent(stack.nc, second);
+    await waitFor("the next event minted", async () => (await consumer.db.mintRequest.findUnique({ where: { entryId: second.payload.entry_id } }))?.status === "CONFIRMED");
+    await waitFor("its result", async () => (await resultEvents(stack.nc, second.payload.entry_id)).length === 1);
+    expect(await consumer.db.outboxEvent.count({ where: { publishedAt: null } })).toBe(0);
+  });
+
+  it("a message on its last allowed delivery is dead-lettered (MAX_DELIVERIES), not retried into oblivion", async () => {
+    const adapter = fakeAdapter();
+    const settings = { maxDeliver: 3, ackWaitMs: 30_000, maxAckPending: 1_000 };
+    await ensureStreams(stack.nc, [STREAMS.cashback]);
+    await ensureDurable(await jetstreamManager(stack.nc), settings);
+    const event = accruedEvent();
+    await publishEvent(stack.nc, event);
+    // Two deliveries that were never acked (a reader that crashed on it, say).
+    const durable = await jetstream(stack.nc).consumers.get(STREAMS.cashback.name, DURABLE_NAME);
+    for (let i = 0; i < 2; i++) (await durable.next({ expires: 5_000 }))!.nak();
+
+    const consumer = await stack.startConsumer(adapter.transport, { CONSUMER_MAX_DELIVER: "3" });
+    const [letter] = await waitFor("the dead letter", async () => {
+      const d = await deadLetters(stack.nc);
+      return d.length > 0 && d;
+    });
+    expect(letter!.headers[DLQ_HEADERS.reason]).toBe("MAX_DELIVERIES: delivered 3 times without being processed");
+    expect(letter!.headers[DLQ_HEADERS.deliveries]).toBe("3");
+    expect(letter!.json).toEqual(event);
+    expect(await consumer.db.mintRequest.count()).toBe(0);
+    expect(adapter.calls).toEqual([]);
+  });
+});
