@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { DLQ_HEADERS, STREAMS } from "@cashback/events";
 import { ensureStreams } from "@cashback/outbox";
+import { createTestDatabase } from "@cashback/db/testing";
 import { accruedEvent, publishEvent, waitFor } from "@cashback/testing";
 import { DURABLE_NAME, ensureDurable } from "../src/intake/intake.ts";
 import { fakeAdapter } from "./support/fake-adapter.ts";
@@ -31,6 +32,31 @@ describe("resilience", () => {
     await waitFor("the next event minted", async () => (await consumer.db.mintRequest.findUnique({ where: { entryId: second.payload.entry_id } }))?.status === "CONFIRMED");
     await waitFor("its result", async () => (await resultEvents(stack.nc, second.payload.entry_id)).length === 1);
     expect(await consumer.db.outboxEvent.count({ where: { publishedAt: null } })).toBe(0);
+  });
+
+  it("at start-up, requests left SUBMITTED are settled with GetTransaction at once, not after the reconciliation interval", async () => {
+    const adapter = fakeAdapter();
+    adapter.state.holdMints = true; // accepted, not mined
+    const db = await createTestDatabase("mint_consumer_restart");
+    try {
+      const first = await stack.startConsumer(adapter.transport, { CONSUMER_RECONCILE_INTERVAL_MS: "3600000" }, { databaseUrl: db.url });
+      const event = accruedEvent();
+      await publishEvent(stack.nc, event);
+      await waitFor("SUBMITTED", async () => (await first.db.mintRequest.findUnique({ where: { entryId: event.payload.entry_id } }))?.status === "SUBMITTED");
+      await first.stop();
+
+      adapter.state.holdMints = false; // mined while the consumer was away
+      const asked = adapter.calls.length;
+      const second = await stack.startConsumer(adapter.transport, { CONSUMER_RECONCILE_INTERVAL_MS: "3600000" }, { databaseUrl: db.url });
+      await waitFor("CONFIRMED", async () => (await second.db.mintRequest.findUnique({ where: { entryId: event.payload.entry_id } }))?.status === "CONFIRMED", { timeoutMs: 20_000 });
+      expect(adapter.calls.slice(asked)).toEqual([
+        { rpc: "status", key: `cashback:${event.payload.entry_id}` },
+        { rpc: "mint", key: `cashback:${event.payload.entry_id}` }, // the fake mines it on that look-up
+      ]);
+      await second.stop();
+    } finally {
+      await db.drop();
+    }
   });
 
   it("a message on its last allowed delivery is dead-lettered (MAX_DELIVERIES), not retried into oblivion", async () => {

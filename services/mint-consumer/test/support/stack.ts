@@ -136,8 +136,13 @@ export const deadLetters = (nc: NatsConnection) => streamMessages(nc, STREAMS.de
  * throwaway nats-server, fresh streams per test, a fresh consumer database per consumer.
  */
 export function useFakeAdapterStack() {
-  const stack = {} as { nats: NatsServer; nc: NatsConnection; startConsumer(transport: Transport, env?: Record<string, string>): Promise<Consumer> };
-  const consumers: { consumer: Consumer; db: TestDatabase }[] = [];
+  const stack = {} as {
+    nats: NatsServer;
+    nc: NatsConnection;
+    /** `databaseUrl`: start on an existing database (the caller drops it), e.g. to restart. */
+    startConsumer(transport: Transport, env?: Record<string, string>, opts?: { databaseUrl?: string }): Promise<Consumer>;
+  };
+  const consumers: { consumer: Consumer; db?: TestDatabase }[] = [];
   beforeAll(async () => {
     stack.nats = await startNatsServer();
     stack.nc = await connect({ servers: stack.nats.url });
@@ -149,16 +154,16 @@ export function useFakeAdapterStack() {
   afterEach(async () => {
     for (const { consumer, db } of consumers.splice(0)) {
       await consumer.stop();
-      await db.drop();
+      await db?.drop();
     }
   });
   afterAll(async () => {
     await stack.nc?.close();
     await stack.nats?.close();
   });
-  stack.startConsumer = async (transport, env = {}) => {
-    const db = await createTestDatabase("mint_consumer");
-    const config = loadConfig({ CONSUMER_PORT: "0", CONSUMER_DATABASE_URL: db.url, NATS_URL: stack.nats.url, ...FAST_ENV, ...env });
+  stack.startConsumer = async (transport, env = {}, opts = {}) => {
+    const db = opts.databaseUrl ? undefined : await createTestDatabase("mint_consumer");
+    const config = loadConfig({ CONSUMER_PORT: "0", CONSUMER_DATABASE_URL: opts.databaseUrl ?? db!.url, NATS_URL: stack.nats.url, ...FAST_ENV, ...env });
     const consumer = await startConsumer(config, createLogger("mint-consumer", process.env.TEST_LOG_LEVEL ?? "silent"), { adapterTransport: transport });
     consumers.push({ consumer, db });
     return consumer;
