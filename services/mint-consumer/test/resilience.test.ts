@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { DLQ_HEADERS, STREAMS } from "@cashback/events";
+import { DLQ_HEADERS, newEvent, STREAMS } from "@cashback/events";
 import { ensureStreams } from "@cashback/outbox";
 import { createTestDatabase } from "@cashback/db/testing";
 import { accruedEvent, publishEvent, waitFor } from "@cashback/testing";
@@ -57,6 +57,24 @@ describe("resilience", () => {
     } finally {
       await db.drop();
     }
+  });
+
+  it("another event for a recorded entry with a different amount is dead-lettered (CONFLICTING_DUPLICATE); the first one stands", async () => {
+    const adapter = fakeAdapter();
+    const consumer = await stack.startConsumer(adapter.transport);
+    const event = accruedEvent({ amount_wei: "1000" });
+    const conflicting = newEvent("cashback.accrued", { ...event.payload, amount_wei: "9999" }, { correlationId: event.correlation_id });
+    await publishEvent(stack.nc, event);
+    await publishEvent(stack.nc, conflicting);
+    const [letter] = await waitFor("the dead letter", async () => {
+      const d = await deadLetters(stack.nc);
+      return d.length > 0 && d;
+    });
+    expect(letter!.json).toEqual(conflicting);
+    expect(letter!.headers[DLQ_HEADERS.reason]).toBe(`CONFLICTING_DUPLICATE: entry ${event.payload.entry_id} was recorded for ${event.payload.wallet} / 1000 wei by event ${event.id}`);
+    await waitFor("the mint", async () => adapter.balanceOf(event.payload.wallet) === 1000n);
+    expect(adapter.calls.filter((c) => c.rpc === "mint")).toHaveLength(1);
+    expect(await consumer.db.mintRequest.count()).toBe(1);
   });
 
   it("a message on its last allowed delivery is dead-lettered (MAX_DELIVERIES), not retried into oblivion", async () => {

@@ -182,11 +182,14 @@ export class RequestStore {
 
       // Fresh events for a request that already exists: another event for the same entry/refund,
       // or a replay. Rare, so done row by row.
-      const seen = new Set<string>();
-      const known = rows.filter((r) => {
-        const first = fresh.delete(`${r.event_id}/${r.replay_of}`);
-        return first && !created.has(r.id) && !seen.has(`${r.kind}/${r.id}`) && seen.add(`${r.kind}/${r.id}`);
-      });
+      const known: typeof rows = [];
+      const requests = new Set<string>();
+      for (const r of rows) {
+        // Once per fresh event (a batch may hold the same one twice), once per request.
+        if (!fresh.delete(`${r.event_id}/${r.replay_of}`) || created.has(r.id) || requests.has(`${r.kind}/${r.id}`)) continue;
+        requests.add(`${r.kind}/${r.id}`);
+        known.push(r);
+      }
       const records: OutboxRecord[] = [];
       for (const kind of ["mint", "clawback"] as const) {
         const mine = known.filter((r) => r.kind === kind);
