@@ -6,6 +6,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { DLQ_HEADERS, mintKey, newEvent, REPLAY_HEADER, STREAMS } from "@cashback/events";
 import { ensureStreams } from "@cashback/outbox";
 import { accruedEvent, chainIdOf, mintedEvents, publishEvent, publishRaw, repoRoot, setMinterRole, waitFor } from "@cashback/testing";
+import { listDeadLetters, replayAllDeadLetters } from "../src/dlq/dead-letter-queue.ts";
 import { DURABLE_NAME } from "../src/intake/intake.ts";
 import { deadLetters, drained, resultEvents, useConsumerStack } from "./support/stack.ts";
 
@@ -131,8 +132,8 @@ describe("failures, dead letters and replays", () => {
     expect(await mintedEvents(stack.chain, mintIdOf(event.payload.entry_id))).toHaveLength(1);
 
     // The dead letter is gone; replaying all, or the same replay delivered again, changes nothing.
-    expect(await dlq("list")).toBe("CASHBACK_DLQ is empty\n");
-    expect(await dlq("replay", "--all")).toBe("0 replayed, 0 failed\n");
+    expect(await listDeadLetters(stack.nc)).toEqual([]);
+    expect(await replayAllDeadLetters(stack.nc)).toEqual({ replayed: [], failed: [] });
     await publishEvent(stack.nc, event, { msgID: "duplicate-replay", headers: { [REPLAY_HEADER]: String(letter!.seq) } });
     await drained(stack.nc);
     expect(await mintedEvents(stack.chain, mintIdOf(event.payload.entry_id))).toHaveLength(1);

@@ -140,7 +140,7 @@ describe("mints", () => {
   });
 
   it("a consumer killed mid-work (SIGKILL) and started again loses nothing and mints nothing twice", async () => {
-    const events = Array.from({ length: 30 }, () => accruedEvent());
+    const events = Array.from({ length: 20 }, () => accruedEvent());
     const ours = new Set(events.map((e) => mintIdOf(e.payload.entry_id)));
     const mintsOnChain = async () => (await mintedEvents(stack.chain)).filter((m) => ours.has(m.mintId));
     await ensureStreams(stack.nc, [STREAMS.cashback]);
@@ -158,12 +158,12 @@ describe("mints", () => {
       await waitFor("a few mints", async () => (await mintsOnChain()).length >= 3, { intervalMs: 20 });
       await proc.kill();
       await proc.start();
-      await waitFor("all 30 mints", async () => (await mintsOnChain()).length >= 30, { timeoutMs: 90_000 });
+      await waitFor("all 20 mints", async () => (await mintsOnChain()).length >= 20, { timeoutMs: 90_000 });
       await drained(stack.nc);
       const minted = await mintsOnChain();
-      expect(minted).toHaveLength(30);
-      expect(new Set(minted.map((m) => m.mintId)).size).toBe(30);
-      await waitFor("30 minted results", async () => new Set((await resultEvents(stack.nc)).filter((e) => e.type === "cashback.minted").map((e) => (e.payload as { entry_id: string }).entry_id)).size === 30);
+      expect(minted).toHaveLength(20);
+      expect(new Set(minted.map((m) => m.mintId)).size).toBe(20);
+      await waitFor("20 minted results", async () => new Set((await resultEvents(stack.nc)).filter((e) => e.type === "cashback.minted").map((e) => (e.payload as { entry_id: string }).entry_id)).size === 20);
     } finally {
       await proc.stop();
       await db.drop();
