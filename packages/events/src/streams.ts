@@ -57,3 +57,11 @@ export const DLQ_HEADERS = {
   sequence: "Cashback-Dlq-Sequence",
   deliveries: "Cashback-Dlq-Deliveries",
 } as const;
+
+/**
+ * On a message re-published from the dead-letter stream (`npm run dlq -- replay`): the dead
+ * letter's sequence in CASHBACK_DLQ. The body is the original event, id unchanged; a reader
+ * de-duplicates a replay on (event id, this value), so each replay is processed once, apart from
+ * the original delivery.
+ */
+export const REPLAY_HEADER = "Cashback-Replay-Of";

@@ -1,8 +1,13 @@
 export { startAdapterProcess, TEST_ADAPTER_TOKEN, type AdapterProcess } from "./adapter-process.ts";
 export { startTestChain, type TestChain } from "./chain.ts";
+export { chainIdOf, clawedBackEvents, mintedEvents, setMinterRole, spendTokens } from "./chain-events.ts";
+export { startConsumerProcess, type ConsumerProcess } from "./consumer-process.ts";
+export { accruedEvent, clawbackRequestedEvent, freshWallet } from "./events.ts";
+export { publishEvent, publishRaw, streamMessages, type StreamMessage } from "./jetstream.ts";
 export { startNatsServer, type NatsServer } from "./nats-server.ts";
 export { freePort, waitForPort } from "./ports.ts";
 export { httpOk, repoRoot, serviceProcess, type ServiceProcess } from "./service-process.ts";
 export { startTcpProxy, type ProxyMode, type TcpProxy } from "./tcp-proxy.ts";
 export { postgresBinDir, startPgCluster, type PgCluster } from "./pg-cluster.ts";
 export { startChainProcess, type ChainProcess } from "./chain-process.ts";
+export { waitFor } from "./wait.ts";
