@@ -1,0 +1,299 @@
+import type pg from "pg";
+import type { Logger } from "pino";
+import { newEvent } from "@cashback/events";
+import { forbidden, notFound, unprocessable } from "../http/errors.ts";
+import type { Answer, Idempotency, IdempotencyRequest } from "../http/idempotency.ts";
+import { accrualInsertSql } from "../ledger/ledger-store.ts";
+import type { Metrics } from "../metrics.ts";
+import { eligibleRules, evaluate, hasPeriodCap, periodsOf, type Evaluation, type Period, type Periods, type PurchaseFacts } from "../rules/engine.ts";
+import type { Rates } from "../rules/money.ts";
+import type { RuleCache } from "../rules/rule-cache.ts";
+import { toJson } from "../support/json.ts";
+import { Lru } from "../support/lru.ts";
+import { uuidv7 } from "../support/uuid.ts";
+import { purchaseView, type PurchaseView } from "./purchase-view.ts";
+
+/**
+ * POST /v1/purchases: the purchase, its cashback ledger entry, the `cashback.accrued` outbox
+ * event, the user's cap usage and the Idempotency-Key record, written by ONE SQL statement (CTEs)
+ * on a node-postgres pool: one round trip, one transaction, all or nothing.
+ *
+ * Caps under concurrency. The engine needs what the user already received from capped rules
+ * today and this month. That usage is read (or taken from this process's cache) together with
+ * the user's `cap_version`; the statement's first CTE bumps `cap_version` only if it is still the
+ * version read, and every other CTE hangs off that one. So two purchases of one user computed
+ * from the same usage can not both commit: the second's guard finds the row changed (Postgres
+ * re-checks the WHERE on the newest row version after waiting for the first's lock), writes
+ * nothing, and is computed again from fresh usage. After a few such losses the writer stops
+ * being optimistic: it locks the user row (SELECT ... FOR NO KEY UPDATE) in a transaction, reads
+ * the usage under the lock and writes, so a hot user still makes progress. Purchases with no
+ * capped rule in play skip the guard altogether and never wait for each other.
+ */
+
+const OPTIMISTIC_ATTEMPTS = 4;
+/** How far in the future occurred_at may be (clock skew between the merchant and us). */
+const MAX_FUTURE_MS = 5 * 60_000;
+
+export interface PurchaseRequest {
+  principalKind: "admin" | "merchant";
+  merchantId: string;
+  userId: string;
+  category: string;
+  amountMinor: bigint;
+  currency: string;
+  occurredAt: Date;
+  idempotency?: IdempotencyRequest;
+  traceparent?: string;
+}
+
+/** What the writer knows about a user: who it belongs to, and (when read) its cap usage. */
+interface UserState {
+  merchantId: string;
+  wallet: string;
+  usage?: { capVersion: bigint; periods: Periods; used: Map<string, bigint> };
+}
+
+const usageKey = (ruleId: string, period: Period) => `${ruleId}:${period}`;
+
+export interface PurchaseWriterDeps {
+  pool: pg.Pool;
+  rules: RuleCache;
+  rates: Rates;
+  idempotency: Idempotency;
+  metrics: Metrics;
+  logger: Logger;
+  userCacheSize: number;
+}
+
+export class PurchaseWriter {
+  /** Users never change merchant or wallet, so this part never goes stale; usage is guarded. */
+  private readonly users: Lru<string, UserState>;
+
+  constructor(private readonly deps: PurchaseWriterDeps) {
+    this.users = new Lru(Math.max(1, deps.userCacheSize));
+  }
+
+  async create(req: PurchaseRequest): Promise<Answer<PurchaseView>> {
+    if (!this.deps.rates.has(req.currency)) {
+      throw unprocessable(`currency ${req.currency} is not accepted (configured: ${[...this.deps.rates.keys()].join(", ")})`, { currency: req.currency });
+    }
+    if (req.occurredAt.getTime() > Date.now() + MAX_FUTURE_MS) throw unprocessable("occurred_at is in the future");
+    const periods = periodsOf(req.occurredAt);
+
+    for (let attempt = 1; ; attempt++) {
+      const locked = attempt > OPTIMISTIC_ATTEMPTS;
+      const client = locked ? await this.deps.pool.connect() : undefined;
+      let broken = false;
+      try {
+        if (client) await client.query("BEGIN");
+        const outcome = await this.attempt(req, periods, client);
+        if (client) await client.query("COMMIT");
+        if (outcome.kind === "written") return { status: 201, body: outcome.view };
+        if (outcome.kind === "key-taken") return this.deps.idempotency.replay(req.idempotency!) as Promise<Answer<PurchaseView>>;
+        this.deps.metrics.capRetries.inc(); // "usage-changed": compute again from fresh usage
+      } catch (err) {
+        if (client) await client.query("ROLLBACK").catch(() => (broken = true));
+        throw err;
+      } finally {
+        client?.release(broken);
+      }
+    }
+  }
+
+  private async attempt(req: PurchaseRequest, periods: Periods, client?: pg.PoolClient): Promise<{ kind: "written"; view: PurchaseView } | { kind: "key-taken" } | { kind: "usage-changed" }> {
+    const db = client ?? this.deps.pool;
+    let user = client ? await this.lockUser(client, req.userId) : await this.user(req.userId);
+    if (user.merchantId !== req.merchantId) {
+      if (req.principalKind === "merchant") throw forbidden("the user belongs to another merchant");
+      throw unprocessable("the user belongs to another merchant than merchant_id");
+    }
+
+    const facts: PurchaseFacts = { merchantId: req.merchantId, category: req.category, amountMinor: req.amountMinor, currency: req.currency, occurredAt: req.occurredAt };
+    const rules = this.deps.rules.forMerchant(req.merchantId);
+    const capped = eligibleRules(facts, rules, this.deps.rates).some(hasPeriodCap);
+    if (capped && (client || !sameUsagePeriods(user, periods))) user = await this.readUsage(db, req.userId, periods, user);
+    const stacking = await this.deps.rules.stacking(req.merchantId);
+    const used = user.usage?.used;
+    const evaluation = evaluate(facts, rules, { rates: this.deps.rates, stacking, usage: (ruleId, period) => used?.get(usageKey(ruleId, period)) ?? 0n });
+
+    const now = new Date();
+    const ids = { purchase: uuidv7(now.getTime()), entry: uuidv7(now.getTime()) };
+    const view = purchaseView(
+      {
+        id: ids.purchase,
+        merchantId: req.merchantId,
+        userId: req.userId,
+        category: req.category,
+        amountMinor: req.amountMinor,
+        currency: req.currency,
+        occurredAt: req.occurredAt,
+        createdAt: now,
+        refundedMinor: 0n,
+        cashbackWei: evaluation.totalWei,
+        cashbackRules: evaluation.applied.map((a) => ({ rule_id: a.ruleId, name: a.name, amount_wei: a.amountWei.toString() })),
+      },
+      evaluation.totalWei > 0n ? { id: ids.entry, status: "pending", chainRef: null, txHash: null, blockNumber: null, failureReason: null, failureMessage: null } : null,
+    );
+    const statement = buildStatement({ req, user, ids, now, evaluation, view, guardVersion: capped ? user.usage!.capVersion : undefined });
+    const { rows } = await db.query<{ written: number; guarded: number | null }>(statement);
+    const { written, guarded } = rows[0]!;
+
+    if (capped && guarded === 0) {
+      this.forgetUsage(req.userId);
+      return { kind: "usage-changed" };
+    }
+    if (written === 0) {
+      if (capped) this.forgetUsage(req.userId); // our guard bumped the version for nothing
+      return { kind: "key-taken" };
+    }
+    if (capped) this.rememberUsage(req.userId, user, evaluation);
+    this.deps.metrics.purchases.inc({ cashback: evaluation.totalWei > 0n ? "yes" : "no" });
+    return { kind: "written", view };
+  }
+
+  /** The user from the cache, else from the database (404 when there is none). */
+  private async user(userId: string): Promise<UserState> {
+    const cached = this.users.get(userId);
+    if (cached) return cached;
+    const { rows } = await this.deps.pool.query<{ merchant_id: string; wallet_address: string }>({
+      name: "purchase_user",
+      text: "SELECT merchant_id, wallet_address FROM users WHERE id = $1::uuid",
+      values: [userId],
+    });
+    if (rows.length === 0) throw notFound("user");
+    const state: UserState = { merchantId: rows[0]!.merchant_id, wallet: rows[0]!.wallet_address };
+    this.users.set(userId, state);
+    return state;
+  }
+
+  /** The pessimistic path: the user's row locked for the rest of the transaction. */
+  private async lockUser(client: pg.PoolClient, userId: string): Promise<UserState> {
+    const { rows } = await client.query<{ merchant_id: string; wallet_address: string }>({
+      name: "purchase_lock_user",
+      text: "SELECT merchant_id, wallet_address FROM users WHERE id = $1::uuid FOR NO KEY UPDATE",
+      values: [userId],
+    });
+    if (rows.length === 0) throw notFound("user");
+    return { merchantId: rows[0]!.merchant_id, wallet: rows[0]!.wallet_address };
+  }
+
+  /**
+   * cap_version and the usage of the purchase's day and month, from one snapshot (one
+   * statement), so the version vouches for exactly these numbers.
+   */
+  private async readUsage(db: pg.Pool | pg.PoolClient, userId: string, periods: Periods, user: UserState): Promise<UserState> {
+    const { rows } = await db.query<{ cap_version: string; rule_id: string | null; period: Period | null; used_wei: string | null }>({
+      name: "purchase_usage",
+      text: `SELECT u.cap_version, c.rule_id, c.period, c.used_wei
+             FROM users u
+             LEFT JOIN cashback_usage c ON c.user_id = u.id
+               AND ((c.period = 'day' AND c.period_start = $2::date) OR (c.period = 'month' AND c.period_start = $3::date))
+             WHERE u.id = $1::uuid`,
+      values: [userId, periods.day, periods.month],
+    });
+    if (rows.length === 0) throw notFound("user");
+    const used = new Map<string, bigint>();
+    for (const r of rows) if (r.rule_id && r.period && r.used_wei) used.set(usageKey(r.rule_id, r.period), BigInt(r.used_wei));
+    const state: UserState = { merchantId: user.merchantId, wallet: user.wallet, usage: { capVersion: BigInt(rows[0]!.cap_version), periods, used } };
+    this.users.set(userId, state);
+    return state;
+  }
+
+  private rememberUsage(userId: string, user: UserState, evaluation: Evaluation): void {
+    const usage = user.usage!;
+    const used = new Map(usage.used);
+    for (const d of evaluation.usage) {
+      const key = usageKey(d.ruleId, d.period);
+      used.set(key, (used.get(key) ?? 0n) + d.amountWei);
+    }
+    this.users.set(userId, { ...user, usage: { capVersion: usage.capVersion + 1n, periods: usage.periods, used } });
+  }
+
+  private forgetUsage(userId: string): void {
+    const cached = this.users.get(userId);
+    if (cached?.usage) this.users.set(userId, { merchantId: cached.merchantId, wallet: cached.wallet });
+  }
+}
+
+function sameUsagePeriods(user: UserState, periods: Periods): boolean {
+  return user.usage !== undefined && user.usage.periods.day === periods.day && user.usage.periods.month === periods.month;
+}
+
+/**
+ * The one statement. Its text depends only on which parts are present (guard, Idempotency-Key,
+ * cashback > 0, cap usage), so there are at most 16 texts, each a named prepared statement that
+ * Postgres parses and plans once per connection.
+ */
+function buildStatement(s: {
+  req: PurchaseRequest;
+  user: UserState;
+  ids: { purchase: string; entry: string };
+  now: Date;
+  evaluation: Evaluation;
+  view: PurchaseView;
+  guardVersion?: bigint;
+}): pg.QueryConfig {
+  const values: unknown[] = [];
+  const $ = (value: unknown) => {
+    values.push(value);
+    return `$${values.length}`;
+  };
+  const { req, ids, evaluation } = s;
+  const userId = $(req.userId);
+  const merchantId = $(req.merchantId);
+  const now = $(s.now.toISOString());
+  const cashback = $(evaluation.totalWei.toString());
+  const ctes: string[] = [];
+  let source = ""; // the CTE every later write hangs off ("FROM <source>"), none at first
+  const flags: string[] = [];
+
+  if (s.guardVersion !== undefined) {
+    flags.push("g");
+    ctes.push(`guard AS (UPDATE users SET cap_version = cap_version + 1 WHERE id = ${userId}::uuid AND cap_version = ${$(s.guardVersion.toString())}::bigint RETURNING 1 AS ok)`);
+    source = "guard";
+  }
+  if (req.idempotency) {
+    flags.push("i");
+    const k = req.idempotency;
+    ctes.push(`idem AS (INSERT INTO idempotency_keys (principal, key, request_method, request_path, request_hash, response_status, response_body, created_at)
+      SELECT ${$(k.scope)}, ${$(k.key)}, 'POST', ${$(k.path.slice(0, 300))}, ${$(k.hash)}, 201, ${$(toJson(s.view))}::jsonb, ${now}::timestamptz ${source ? `FROM ${source}` : ""}
+      ON CONFLICT DO NOTHING RETURNING 1 AS ok)`);
+    source = "idem";
+  }
+  ctes.push(`purchase AS (INSERT INTO purchases (id, merchant_id, user_id, category, amount_minor, currency, occurred_at, cashback_wei, cashback_rules, created_at)
+    SELECT ${$(ids.purchase)}::uuid, ${merchantId}::uuid, ${userId}::uuid, ${$(req.category)}, ${$(req.amountMinor.toString())}::bigint, ${$(req.currency)},
+           ${$(req.occurredAt.toISOString())}::timestamptz, ${cashback}::numeric, ${$(JSON.stringify(s.view.cashback.rules))}::jsonb, ${now}::timestamptz ${source ? `FROM ${source}` : ""}
+    RETURNING id)`);
+  if (evaluation.totalWei > 0n) {
+    flags.push("e");
+    const event = newEvent(
+      "cashback.accrued",
+      { entry_id: ids.entry, purchase_id: ids.purchase, merchant_id: req.merchantId, user_id: req.userId, wallet: s.user.wallet, amount_wei: evaluation.totalWei.toString() },
+      { correlationId: ids.purchase, occurredAt: s.now },
+    );
+    const entryId = $(ids.entry);
+    const eventId = $(event.id);
+    ctes.push(`entry AS (${accrualInsertSql({ entryId, merchantId, userId, wallet: $(s.user.wallet), amountWei: cashback, eventId, now, fromCte: "purchase" })})`);
+    const headers = req.traceparent ? { traceparent: req.traceparent } : {};
+    // the row @cashback/outbox's relay publishes (outboxRecord's shape: aggregate = the ledger entry)
+    ctes.push(`outbox AS (INSERT INTO outbox_events (id, subject, aggregate_id, payload, headers)
+      SELECT ${eventId}::uuid, 'cashback.accrued', ${entryId}, ${$(JSON.stringify(event))}::jsonb, ${$(JSON.stringify(headers))}::jsonb FROM entry RETURNING 1)`);
+  }
+  if (evaluation.usage.length > 0) {
+    flags.push("u");
+    const u = evaluation.usage;
+    ctes.push(`usage AS (INSERT INTO cashback_usage (user_id, rule_id, period, period_start, used_wei)
+      SELECT ${userId}::uuid, d.rule_id, d.period, d.period_start, d.amount
+      FROM purchase, unnest(${$(u.map((d) => d.ruleId))}::uuid[], ${$(u.map((d) => d.period))}::text[], ${$(u.map((d) => d.periodStart))}::date[], ${$(u.map((d) => d.amountWei.toString()))}::numeric[])
+           AS d(rule_id, period, period_start, amount)
+      ON CONFLICT (user_id, rule_id, period, period_start) DO UPDATE SET used_wei = cashback_usage.used_wei + EXCLUDED.used_wei
+      RETURNING 1)`);
+  }
+  const guarded = s.guardVersion !== undefined ? "(SELECT count(*) FROM guard)::int" : "NULL::int";
+  return {
+    name: `purchase_${flags.join("") || "plain"}`,
+    text: `WITH ${ctes.join(",\n")}\nSELECT (SELECT count(*) FROM purchase)::int AS written, ${guarded} AS guarded`,
+    values,
+  };
+}
+
