@@ -39,7 +39,12 @@ export function scrubUrls(text: string): string {
 }
 
 function scrubbedError(err: unknown) {
-  const serialized = pino.stdSerializers.err(err as Error) as unknown as Record<string, unknown>;
+  // `err` is often a plain string (`{ err: String(e) }`): a serializer that throws here would
+  // turn a warning into an uncaught exception in whatever code was logging.
+  if (typeof err === "string") return scrubUrls(err);
+  if (err === null || typeof err !== "object") return err;
+  // a copy: a plain object passed as err is the caller's, not ours to scrub in place
+  const serialized = { ...(pino.stdSerializers.err(err as Error) as unknown as Record<string, unknown>) };
   for (const [key, value] of Object.entries(serialized)) {
     if (typeof value === "string") serialized[key] = scrubUrls(value);
   }
