@@ -115,16 +115,33 @@ describe("OutboxRelay", () => {
     expect(messages[0]!.traceparent).toMatch(/^00-a{32}-b{16}-01$/);
   });
 
-  it("wakes on NOTIFY without waiting for its poll", async () => {
+  it("wakes at once when its producer calls wake(), without waiting for its poll", async () => {
+    await setup();
+    const relay = startRelay({ pollIntervalMs: 10 * 60_000 });
+    await insert([accrued("wake", 0)]);
+    relay.wake();
+    await until("the first event to be published", async () => (await unpublished()) === 0, 30_000);
+    // Every worker has now found the table empty and sleeps for 10 minutes: only a wake can get
+    // the next event published within the deadline.
+    await new Promise((r) => setTimeout(r, 300));
+    await insert([accrued("wake", 1)]);
+    relay.wake();
+    await until("the second event to be published", async () => (await unpublished()) === 0, 30_000);
+  });
+
+  it("wakes on a NOTIFY from another process", async () => {
     await setup();
     startRelay({ pollIntervalMs: 10 * 60_000 });
+    await new Promise((r) => setTimeout(r, 500)); // idle, listening
     await insert([accrued("notify", 0)]);
-    await until("the first event to be published", async () => (await unpublished()) === 0, 30_000);
-    // Every worker has now found the table empty and sleeps for 10 minutes: only a NOTIFY can
-    // get the next event published within the deadline.
-    await new Promise((r) => setTimeout(r, 300));
-    await insert([accrued("notify", 1)]);
-    await until("the second event to be published", async () => (await unpublished()) === 0, 30_000);
+    await pool.query("NOTIFY outbox_events");
+    await until("the event to be published", async () => (await unpublished()) === 0, 30_000);
+  });
+
+  it("leaves inserts alone: the table has no trigger (a NOTIFY per commit would serialize them)", async () => {
+    await setup();
+    const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = 'outbox_events'::regclass AND NOT tgisinternal");
+    expect(rows[0]!.n).toBe(0);
   });
 
   it("waits out a NATS outage and then publishes everything once", async () => {
