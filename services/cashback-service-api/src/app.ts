@@ -47,7 +47,9 @@ export async function startApi(config: ApiConfig, logger: Logger) {
   const keys = new KeyResolver({ db, adminKey: config.adminKey });
   const rules = new RuleCache({ db, logger });
   const idempotency = new Idempotency({ db, ttlMs: config.idempotencyTtlMs, logger });
-  const writer = new PurchaseWriter({ pool, rules, rates: config.rates, idempotency, metrics, logger, userCacheSize: config.userCacheSize });
+  let relay: OutboxRelay | undefined;
+  const wakeRelay = () => relay?.wake();
+  const writer = new PurchaseWriter({ pool, rules, rates: config.rates, idempotency, metrics, logger, userCacheSize: config.userCacheSize, onEventWritten: wakeRelay });
   const balances = new BalanceReader({ adapterUrl: config.adapterUrl, token: config.adapterAuthToken, timeoutMs: config.adapterTimeoutMs, logger, metrics });
 
   await rules.reload();
@@ -65,7 +67,6 @@ export async function startApi(config: ApiConfig, logger: Logger) {
 
   // NATS in the background: connectNats waits for a server that is not up yet.
   let nats: NatsConnection | undefined;
-  let relay: OutboxRelay | undefined;
   let consumer: ResultConsumer | undefined;
   let stopping = false;
   const natsStarted = (async () => {
@@ -123,7 +124,7 @@ export async function startApi(config: ApiConfig, logger: Logger) {
 
   registerMerchantRoutes(app, { db, idempotency, onMerchantsChanged: () => rules.merchantsChanged(), onKeysChanged: () => keys.invalidate() });
   registerUserRoutes(app, { db, idempotency });
-  registerPurchaseRoutes(app, { db, idempotency, writer });
+  registerPurchaseRoutes(app, { db, idempotency, writer, onEventWritten: wakeRelay });
   registerRuleRoutes(app, { db, idempotency, rules, logger });
   registerLedgerRoutes(app, { db, balances });
 

@@ -36,6 +36,7 @@ export async function buildServer(deps: ServerDeps): Promise<App> {
     ajv: { customOptions: { coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  app.removeContentTypeParser("text/plain"); // JSON only: anything else is 415, not a string body
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   app.addSchema(ErrorBody);
   app.setErrorHandler(errorHandler(deps.logger));

@@ -63,6 +63,8 @@ export interface PurchaseWriterDeps {
   metrics: Metrics;
   logger: Logger;
   userCacheSize: number;
+  /** Called after a commit that wrote an outbox event (wakes the relay of this process). */
+  onEventWritten: () => void;
 }
 
 export class PurchaseWriter {
@@ -88,7 +90,10 @@ export class PurchaseWriter {
         if (client) await client.query("BEGIN");
         const outcome = await this.attempt(req, periods, client);
         if (client) await client.query("COMMIT");
-        if (outcome.kind === "written") return { status: 201, body: outcome.view };
+        if (outcome.kind === "written") {
+          if (client && outcome.view.cashback.entry_id) this.deps.onEventWritten();
+          return { status: 201, body: outcome.view };
+        }
         if (outcome.kind === "key-taken") return this.deps.idempotency.replay(req.idempotency!) as Promise<Answer<PurchaseView>>;
         this.deps.metrics.capRetries.inc(); // "usage-changed": compute again from fresh usage
       } catch (err) {
@@ -147,6 +152,7 @@ export class PurchaseWriter {
       return { kind: "key-taken" };
     }
     if (capped) this.rememberUsage(req.userId, user, evaluation);
+    if (evaluation.totalWei > 0n && !client) this.deps.onEventWritten(); // the locked path wakes after its COMMIT
     this.deps.metrics.purchases.inc({ cashback: evaluation.totalWei > 0n ? "yes" : "no" });
     return { kind: "written", view };
   }

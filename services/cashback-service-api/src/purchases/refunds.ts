@@ -42,8 +42,8 @@ export interface RefundRequest {
  * ledger entry and a `cashback.clawback_requested` outbox event, ordered after the accrual's
  * event (same aggregate: the accrual entry).
  */
-export async function createRefund(idempotency: Idempotency, req: RefundRequest): Promise<Answer> {
-  return idempotency.run(req.idempotency, async (tx) => {
+export async function createRefund(idempotency: Idempotency, req: RefundRequest, onEventWritten: () => void): Promise<Answer> {
+  const answer = await idempotency.run(req.idempotency, async (tx) => {
     const locked = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM purchases WHERE id = ${req.purchaseId}::uuid FOR UPDATE`;
     if (locked.length === 0) throw notFound("purchase");
     const purchase = (await tx.purchase.findUnique({ where: { id: req.purchaseId } }))!;
@@ -105,4 +105,6 @@ export async function createRefund(idempotency: Idempotency, req: RefundRequest)
       },
     };
   });
+  if (!answer.replayed && (answer.body as { clawback_entry_id: string | null }).clawback_entry_id) onEventWritten();
+  return answer;
 }

@@ -18,7 +18,7 @@ function traceparentOf(headers: Record<string, unknown>): string | undefined {
   return typeof value === "string" && TRACEPARENT.test(value) ? value : undefined;
 }
 
-export function registerPurchaseRoutes(app: App, deps: { db: Db; idempotency: Idempotency; writer: PurchaseWriter }) {
+export function registerPurchaseRoutes(app: App, deps: { db: Db; idempotency: Idempotency; writer: PurchaseWriter; onEventWritten: () => void }) {
   const { db, idempotency, writer } = deps;
 
   app.post("/v1/purchases", {
@@ -102,7 +102,7 @@ export function registerPurchaseRoutes(app: App, deps: { db: Db; idempotency: Id
         idempotency: idempotencyRequest(request),
         traceparent: traceparentOf(request.headers),
         assertAccess: (merchantId) => assertCanAccess(request, merchantId),
-      });
+      }, deps.onEventWritten);
       return send(reply, answer);
     },
   });

@@ -49,7 +49,8 @@ export class ResultConsumer {
           deliver_policy: DeliverPolicy.All,
           ack_wait: nanos(30_000),
           max_deliver: -1,
-          filter_subjects: [...STREAMS.results.subjects],
+          // no subject filter: the stream holds only result events (and filter_subjects needs
+          // nats-server 2.10, Debian ships 2.9)
         });
         const consumer = await jetstream(nats).consumers.get(STREAMS.results.name, RESULTS_DURABLE);
         this.messages = await consumer.consume({ max_messages: 100 });
