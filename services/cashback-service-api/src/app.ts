@@ -138,6 +138,7 @@ export async function startApi(config: ApiConfig, logger: Logger) {
     db,
     pool,
     metrics,
+    idempotency,
     get relay() {
       return relay;
     },

@@ -1,4 +1,5 @@
 import Type from "typebox";
+import { jsonMinor } from "../rules/money.ts";
 import { AmountMinor, Bytes32, Category, Currency, Nullable, Timestamp, Uuid, Wei } from "../http/schemas.ts";
 
 /** A purchase as the REST API shows it: with its cashback and refunds. */
@@ -44,11 +45,11 @@ export type PurchaseView = {
   merchant_id: string;
   user_id: string;
   category: string;
-  amount_minor: bigint;
+  amount_minor: number;
   currency: string;
   occurred_at: string;
   created_at: string;
-  refunded_minor: bigint;
+  refunded_minor: number;
   cashback: {
     amount_wei: string;
     status: "none" | "pending" | "minted" | "failed";
@@ -60,7 +61,7 @@ export type PurchaseView = {
     failure: { reason: string; message: string } | null;
     clawed_back_wei: string;
   };
-  refunds: { id: string; amount_minor: bigint; clawback_wei: string; clawback_status: "none" | "clawback_pending" | "clawed_back" | "clawback_failed"; created_at: string }[];
+  refunds: { id: string; amount_minor: number; clawback_wei: string; clawback_status: "none" | "clawback_pending" | "clawed_back" | "clawback_failed"; created_at: string }[];
 };
 
 export interface PurchaseRecord {
@@ -98,11 +99,11 @@ export function purchaseView(
     merchant_id: p.merchantId,
     user_id: p.userId,
     category: p.category,
-    amount_minor: p.amountMinor,
+    amount_minor: jsonMinor(p.amountMinor),
     currency: p.currency,
     occurred_at: p.occurredAt.toISOString(),
     created_at: p.createdAt.toISOString(),
-    refunded_minor: p.refundedMinor,
+    refunded_minor: jsonMinor(p.refundedMinor),
     cashback: {
       amount_wei: p.cashbackWei.toString(),
       status: (accrual?.status as "pending" | "minted" | "failed" | undefined) ?? "none",
@@ -116,7 +117,7 @@ export function purchaseView(
     },
     refunds: refunds.map((r) => ({
       id: r.id,
-      amount_minor: r.amountMinor,
+      amount_minor: jsonMinor(r.amountMinor),
       clawback_wei: r.clawbackWei.toString(),
       clawback_status: (r.clawbackStatus as "clawback_pending" | "clawed_back" | "clawback_failed" | null) ?? "none",
       created_at: r.createdAt.toISOString(),

@@ -6,6 +6,7 @@ import { notFound, unprocessable } from "../http/errors.ts";
 import type { Answer, Idempotency, IdempotencyRequest } from "../http/idempotency.ts";
 import { AmountMinor, Nullable, Timestamp, Uuid, Wei } from "../http/schemas.ts";
 import { insertClawback } from "../ledger/ledger-store.ts";
+import { jsonMinor } from "../rules/money.ts";
 import { uuidv7 } from "../support/uuid.ts";
 import { clawbackShare } from "./refund-share.ts";
 
@@ -95,12 +96,12 @@ export async function createRefund(idempotency: Idempotency, req: RefundRequest,
         id: refund.id,
         purchase_id: purchase.id,
         merchant_id: purchase.merchantId,
-        amount_minor: req.amountMinor,
+        amount_minor: jsonMinor(req.amountMinor),
         clawback_wei: share.toString(),
         clawback_entry_id: clawbackEntryId,
         clawback_status: share > 0n ? "clawback_pending" : "none",
         reason: req.reason,
-        purchase_refunded_minor: refundedMinor,
+        purchase_refunded_minor: jsonMinor(refundedMinor),
         created_at: now.toISOString(),
       },
     };

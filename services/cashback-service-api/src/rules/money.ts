@@ -28,3 +28,13 @@ export const maxBig = (a: bigint, b: bigint) => (a > b ? a : b);
 
 /** A decimal string of a non-negative whole number (no sign, no exponent, no leading zeros). */
 export const WEI_PATTERN = "^(0|[1-9][0-9]{0,77})$";
+
+/**
+ * A minor-unit amount for a JSON answer. JSON numbers are doubles; every integer up to 2^53 is
+ * exact in one, and amounts here are at most 10^15 (MAX_AMOUNT_MINOR, checked on the way in and
+ * by this), so the number written is exactly the bigint held.
+ */
+export function jsonMinor(value: bigint): number {
+  if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`minor amount ${value} does not fit a JSON integer exactly`);
+  return Number(value);
+}

@@ -2,7 +2,7 @@ import { ApiError } from "../http/errors.ts";
 import { fromDecimalOrNull, toDecimal, type Db, type Prisma, type Tx } from "../db.ts";
 import type { CashbackRule } from "../generated/prisma/client.ts";
 import type { Rule } from "./engine.ts";
-import { MAX_RULE_WEI } from "./money.ts";
+import { jsonMinor, MAX_RULE_WEI } from "./money.ts";
 
 /** The rule as the engine sees it. */
 export function toRule(row: CashbackRule): Rule {
@@ -33,7 +33,7 @@ export function ruleView(row: CashbackRule) {
     kind: row.kind,
     basis_points: row.basisPoints,
     fixed_amount_wei: wei(row.fixedAmountWei),
-    min_purchase: row.minPurchaseMinor !== null && row.minPurchaseCurrency ? { amount_minor: row.minPurchaseMinor, currency: row.minPurchaseCurrency } : null,
+    min_purchase: row.minPurchaseMinor !== null && row.minPurchaseCurrency ? { amount_minor: jsonMinor(row.minPurchaseMinor), currency: row.minPurchaseCurrency } : null,
     max_cashback_wei: wei(row.maxCashbackWei),
     user_daily_cap_wei: wei(row.userDailyCapWei),
     user_monthly_cap_wei: wei(row.userMonthlyCapWei),

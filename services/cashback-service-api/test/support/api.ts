@@ -63,7 +63,7 @@ export interface TestApi {
   /** A merchant with a key, and a client for it. */
   merchant(opts?: { name?: string; stacking?: "best_of" | "sum" }): Promise<{ id: string; key: string; client: Client }>;
   user(c: Client, opts?: { externalId?: string; wallet?: string }): Promise<{ id: string; wallet_address: string }>;
-  rule(c: Client, body: Record<string, unknown>): Promise<{ id: string }>;
+  rule(c: Client, body: Record<string, unknown>): Promise<{ id: string } & Record<string, any>>;
   close(): Promise<void>;
 }
 
