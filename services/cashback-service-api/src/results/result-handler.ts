@@ -46,11 +46,11 @@ export class ResultHandler {
           if (inserted === 0) return { outcome: "duplicate" as const, type: event.type };
           const entry = await lockEntry(tx, by);
           if (!entry) throw new Park("UNKNOWN_ENTRY", `no ledger entry for ${"entryId" in by ? `entry ${by.entryId}` : `refund ${by.refundId}`}`);
+          const transition = next(entry.kind, entry.status, result);
+          if (transition.outcome === "wrong_kind") throw new Park("WRONG_KIND", `${event.type} does not apply to a ${entry.kind} entry`);
           if (entry.kind === "clawback" && entry.accrualId !== entryId) {
             throw new Park("ENTRY_MISMATCH", `refund ${refundId} claws back entry ${entry.accrualId}, the event says ${entryId}`);
           }
-          const transition = next(entry.kind, entry.status, result);
-          if (transition.outcome === "wrong_kind") throw new Park("WRONG_KIND", `${event.type} does not apply to a ${entry.kind} entry`);
           if (transition.outcome === "applied") await applyTransition(tx, entry.id, transition.status, transition.effects);
           if (transition.outcome === "ignored") this.deps.logger.info({ eventId: event.id, type: event.type, entryId: entry.id, status: entry.status }, "result event ignored: the entry is already final");
           await tx.processedEvent.update({ where: { eventId: event.id }, data: { outcome: transition.outcome } });
