@@ -16,6 +16,12 @@ export interface OutboxRelayDeps {
   workers?: number;
   /** Poll when nothing wakes it (default 1000 ms): rows written by processes that neither wake() nor NOTIFY. */
   pollIntervalMs?: number;
+  /**
+   * Wait this long before a pass that follows a pass that emptied the table (default 5 ms), so a
+   * steady stream of wakes is published in batches rather than a pass per row. An idle relay
+   * woken up starts at once; a full batch is followed at once.
+   */
+  lingerMs?: number;
   /** How long one publish waits for JetStream's ack (default 5000 ms). */
   publishTimeoutMs?: number;
   /** Published rows are kept this long (the purchase trace shows them), then pruned (default 7 days). */
@@ -72,6 +78,7 @@ export class OutboxRelay {
       batchSize: 500,
       workers: 2,
       pollIntervalMs: 1_000,
+      lingerMs: 5,
       publishTimeoutMs: 5_000,
       retentionMs: 7 * 24 * 3600 * 1000,
       ...deps,
@@ -189,7 +196,12 @@ export class OutboxRelay {
       try {
         const published = await this.relayOnce();
         failures = 0;
-        if (published > 0 || this.generation !== seen) continue; // more may be waiting
+        if (published >= this.deps.batchSize) continue; // a full batch: more is waiting now
+        if (published > 0 || this.generation !== seen) {
+          // More is arriving: let it gather for a moment instead of a pass per row.
+          if (this.deps.lingerMs > 0) await sleep(this.deps.lingerMs);
+          continue;
+        }
       } catch (err) {
         failures++;
         const level = failures === 1 || failures % 20 === 0 ? "warn" : "debug";

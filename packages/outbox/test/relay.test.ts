@@ -129,6 +129,23 @@ describe("OutboxRelay", () => {
     await until("the second event to be published", async () => (await unpublished()) === 0, 30_000);
   });
 
+  it("lingers between back-to-back passes, so rows written one by one go out in one batch", async () => {
+    await setup();
+    const batches: number[] = [];
+    const relay = startRelay({ workers: 1, lingerMs: 3_000, pollIntervalMs: 10 * 60_000, onPublished: (n) => batches.push(n) });
+    await insert([accrued("linger", 0)]);
+    relay.wake();
+    await until("the first event", async () => (await unpublished()) === 0, 30_000);
+    // The pass that published it was followed by a wake (ours), so the relay lingers: every row
+    // written in the meantime, one statement and one wake each, goes out in its next pass.
+    for (let i = 1; i <= 30; i++) {
+      await insert([accrued(`linger-${i}`, 0)]); // distinct aggregates: one pass may take them all
+      relay.wake();
+    }
+    await until("the other thirty", async () => (await unpublished()) === 0, 30_000);
+    expect(batches).toEqual([1, 30]);
+  });
+
   it("wakes on a NOTIFY from another process", async () => {
     await setup();
     startRelay({ pollIntervalMs: 10 * 60_000 });
