@@ -35,6 +35,8 @@ export interface Answer<B = unknown> {
   replayed?: boolean;
   /** What to keep for replays when it must differ from `body` (a new API key is never stored). */
   storedBody?: unknown;
+  /** `body` already serialized (the purchase writer has it for the idempotency record anyway). */
+  json?: string;
 }
 
 export function idempotencyRequest(request: FastifyRequest): IdempotencyRequest | undefined {
@@ -107,5 +109,7 @@ export class Idempotency {
 
 export function send<B>(reply: FastifyReply, answer: Answer<B>): FastifyReply {
   if (answer.replayed) reply.header("idempotent-replayed", "true");
+  // a string with a JSON content type goes out as it is, without a second serialization
+  if (answer.json !== undefined) return reply.status(answer.status).type("application/json; charset=utf-8").send(answer.json);
   return reply.status(answer.status).send(answer.body);
 }

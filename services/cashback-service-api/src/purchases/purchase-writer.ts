@@ -8,7 +8,6 @@ import type { Metrics } from "../metrics.ts";
 import { eligibleRules, evaluate, hasPeriodCap, periodsOf, type Evaluation, type Period, type Periods, type PurchaseFacts } from "../rules/engine.ts";
 import type { Rates } from "../rules/money.ts";
 import type { RuleCache } from "../rules/rule-cache.ts";
-import { toJson } from "../support/json.ts";
 import { Lru } from "../support/lru.ts";
 import { uuidv7 } from "../support/uuid.ts";
 import { purchaseView, type PurchaseView } from "./purchase-view.ts";
@@ -92,7 +91,7 @@ export class PurchaseWriter {
         if (client) await client.query("COMMIT");
         if (outcome.kind === "written") {
           if (client && outcome.view.cashback.entry_id) this.deps.onEventWritten();
-          return { status: 201, body: outcome.view };
+          return { status: 201, body: outcome.view, json: outcome.json };
         }
         if (outcome.kind === "key-taken") return this.deps.idempotency.replay(req.idempotency!) as Promise<Answer<PurchaseView>>;
         this.deps.metrics.capRetries.inc(); // "usage-changed": compute again from fresh usage
@@ -105,7 +104,7 @@ export class PurchaseWriter {
     }
   }
 
-  private async attempt(req: PurchaseRequest, periods: Periods, client?: pg.PoolClient): Promise<{ kind: "written"; view: PurchaseView } | { kind: "key-taken" } | { kind: "usage-changed" }> {
+  private async attempt(req: PurchaseRequest, periods: Periods, client?: pg.PoolClient): Promise<{ kind: "written"; view: PurchaseView; json: string } | { kind: "key-taken" } | { kind: "usage-changed" }> {
     const db = client ?? this.deps.pool;
     let user = client ? await this.lockUser(client, req.userId) : await this.user(req.userId);
     if (user.merchantId !== req.merchantId) {
@@ -139,7 +138,8 @@ export class PurchaseWriter {
       },
       evaluation.totalWei > 0n ? { id: ids.entry, status: "pending", chainRef: null, txHash: null, blockNumber: null, failureReason: null, failureMessage: null } : null,
     );
-    const statement = buildStatement({ req, user, ids, now, evaluation, view, guardVersion: capped ? user.usage!.capVersion : undefined });
+    const json = JSON.stringify(view); // no bigints in a view: the answer and the idempotency record
+    const statement = buildStatement({ req, user, ids, now, evaluation, view, json, guardVersion: capped ? user.usage!.capVersion : undefined });
     const { rows } = await db.query<{ written: number; guarded: number | null }>(statement);
     const { written, guarded } = rows[0]!;
 
@@ -154,7 +154,7 @@ export class PurchaseWriter {
     if (capped) this.rememberUsage(req.userId, user, evaluation);
     if (evaluation.totalWei > 0n && !client) this.deps.onEventWritten(); // the locked path wakes after its COMMIT
     this.deps.metrics.purchases.inc({ cashback: evaluation.totalWei > 0n ? "yes" : "no" });
-    return { kind: "written", view };
+    return { kind: "written", view, json };
   }
 
   /** The user from the cache, else from the database (404 when there is none). */
@@ -237,6 +237,7 @@ function buildStatement(s: {
   now: Date;
   evaluation: Evaluation;
   view: PurchaseView;
+  json: string;
   guardVersion?: bigint;
 }): pg.QueryConfig {
   const values: unknown[] = [];
@@ -262,7 +263,7 @@ function buildStatement(s: {
     flags.push("i");
     const k = req.idempotency;
     ctes.push(`idem AS (INSERT INTO idempotency_keys (principal, key, request_method, request_path, request_hash, response_status, response_body, created_at)
-      SELECT ${$(k.scope)}, ${$(k.key)}, 'POST', ${$(k.path.slice(0, 300))}, ${$(k.hash)}, 201, ${$(toJson(s.view))}::jsonb, ${now}::timestamptz ${source ? `FROM ${source}` : ""}
+      SELECT ${$(k.scope)}, ${$(k.key)}, 'POST', ${$(k.path.slice(0, 300))}, ${$(k.hash)}, 201, ${$(s.json)}::jsonb, ${now}::timestamptz ${source ? `FROM ${source}` : ""}
       ON CONFLICT DO NOTHING RETURNING 1 AS ok)`);
     source = "idem";
   }
