@@ -104,6 +104,7 @@ const api = serviceProcess({
     LOG_LEVEL: "warn",
     // e.g. BENCH_API_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/api-prof" to profile the API
     ...(process.env.BENCH_API_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_API_NODE_OPTIONS } : {}),
+    ...(process.env.BENCH_API_RELAY === "off" ? { API_RELAY_ENABLED: "false" } : {}),
   },
   ready: () => httpOk(`${apiUrl}/readyz`),
   onLine: (line) => {
@@ -162,6 +163,7 @@ for (const s of scenarios.filter((x) => !only || only.includes(x.key))) {
   await s.setup(m);
   const body = (i: number) => ({ user_id: m.users[i % m.users.length], category: "groceries", amount_minor: 12_999, currency: "USD", occurred_at: new Date().toISOString() });
   await load("warm-up", apiUrl, "/v1/purchases", body, { authorization: `Bearer ${m.key}` }, 3);
+  await new Promise((r) => setTimeout(r, 1_000)); // the warm-up's last requests land before we count
   const before = await count("SELECT count(*)::int AS n FROM purchases WHERE merchant_id = $1", [m.id]);
   const { result } = await load(s.key, apiUrl, "/v1/purchases", body, { authorization: `Bearer ${m.key}` }, SECONDS);
   const written = (await count("SELECT count(*)::int AS n FROM purchases WHERE merchant_id = $1", [m.id])) - before;
