@@ -6,7 +6,8 @@
 // Each service runs `sh -c <command>` in the repo root in its own process group, so a stop
 // reaches every process under it (npm -> sh -> tsx -> node -> hardhat node) with one signal.
 //
-// Env: CHAIN_PORT (8545), ADAPTER_PORT (50051), ADAPTER_AUTH_TOKEN (dev-adapter-token on loopback).
+// Env: CHAIN_PORT (8545), ADAPTER_PORT (50051), ADAPTER_AUTH_TOKEN (dev-adapter-token on loopback),
+// API_PORT (3000), API_ADMIN_KEY (dev-admin-key on loopback).
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { constants } from "node:os";
@@ -21,6 +22,8 @@ const chainPort = Number(process.env.CHAIN_PORT ?? 8545);
 const rpcUrl = `http://127.0.0.1:${chainPort}`;
 const adapterPort = Number(process.env.ADAPTER_PORT ?? 50051);
 const adapterUrl = `http://127.0.0.1:${adapterPort}`;
+const apiPort = Number(process.env.API_PORT ?? 3000);
+const apiUrl = `http://127.0.0.1:${apiPort}`;
 
 interface Service {
   name: string;
@@ -44,7 +47,7 @@ const chainAlreadyRunning = await rpcAnswers(rpcUrl);
 const services: Service[] = [
   { name: "chain", command: "npm run chain", env: { CHAIN_PORT: String(chainPort) }, readyLine: /^\{"chainId":/, probe: () => rpcAnswers(rpcUrl), oneShot: chainAlreadyRunning },
   { name: "adapter", command: "npm run start -w @cashback/blockchain-adapter", env: { CHAIN_RPC_URL: rpcUrl, ADAPTER_PORT: String(adapterPort) }, probe: () => httpOk(`${adapterUrl}/readyz`) },
-  // { name: "api", command: "npm run start -w @cashback/cashback-api", probe: () => httpOk("http://127.0.0.1:3000/readyz") },
+  { name: "api", command: "npm run start -w @cashback/cashback-service-api", env: { API_PORT: String(apiPort), ADAPTER_URL: adapterUrl }, probe: () => httpOk(`${apiUrl}/readyz`) },
   // { name: "mint", command: "npm run start -w @cashback/mint-consumer", probe: () => httpOk("http://127.0.0.1:<port>/readyz") },
 ];
 
@@ -226,6 +229,7 @@ const chainId = Number(
 );
 const deployment = JSON.parse(await readFile(path.join(repoRoot, "deployments", `${chainId}.json`), "utf8")) as { address: string };
 const token = process.env.ADAPTER_AUTH_TOKEN ?? "dev-adapter-token";
+const adminKey = process.env.API_ADMIN_KEY ? "<API_ADMIN_KEY>" : "dev-admin-key";
 say(
   [
     "================ cashback stack is ready ================",
@@ -233,6 +237,8 @@ say(
     `  CashbackToken    ${deployment.address}`,
     `  adapter          ${adapterUrl}   (gRPC, gRPC-Web, Connect; /healthz /readyz /metrics)`,
     `  adapter token    Authorization: Bearer ${token}`,
+    `  cashback API     ${apiUrl}   (REST /v1; docs ${apiUrl}/docs; OpenAPI ${apiUrl}/openapi.json)`,
+    `  API admin key    Authorization: Bearer ${adminKey}`,
     `  try: npx buf curl --protocol grpc --http2-prior-knowledge -H 'Authorization: Bearer ${token}' \\`,
     `         ${adapterUrl}/cashback.blockchain.v1.BlockchainService/GetBalance \\`,
     `         -d '{"address":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8"}'`,
