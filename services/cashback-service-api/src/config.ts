@@ -31,6 +31,10 @@ export interface ApiConfig {
   dbPoolSize: number;
   /** Users (wallet, merchant, cap usage) kept in memory by the purchase writer. */
   userCacheSize: number;
+  /** Purchases written by one statement at most (concurrent purchases share statements). */
+  writeBatchMax: number;
+  /** Purchase statements running at once; purchases arriving meanwhile wait for the next one. */
+  writeStatements: number;
   /** Published outbox rows are kept this long (the purchase trace shows them), then pruned. */
   outboxRetentionMs: number;
   /** Run the outbox relay and the result consumer in this process (default yes). */
@@ -52,6 +56,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!/^(nats|tls):$/.test(new URL(natsUrl).protocol)) throw new ConfigError("NATS_URL must be a nats:// or tls:// URL");
   const databaseUrl = url(env, "API_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/cashback_api");
   if (!/^postgres(ql)?:$/.test(new URL(databaseUrl).protocol)) throw new ConfigError("API_DATABASE_URL must be a postgresql:// URL");
+  const dbPoolSize = int(env, "API_DB_POOL_SIZE", 10, { min: 2, max: 200 });
 
   return {
     host,
@@ -68,8 +73,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimitMax: int(env, "API_RATE_LIMIT_MAX", 6_000, { min: 1 }),
     rateLimitWindowMs: int(env, "API_RATE_LIMIT_WINDOW_MS", 60_000, { min: 100 }),
     bodyLimitBytes: int(env, "API_BODY_LIMIT_BYTES", 64 * 1024, { min: 1_024, max: 10 * 1024 * 1024 }),
-    dbPoolSize: int(env, "API_DB_POOL_SIZE", 10, { min: 2, max: 200 }),
+    dbPoolSize,
     userCacheSize: int(env, "API_USER_CACHE_SIZE", 100_000, { min: 0 }),
+    writeBatchMax: int(env, "API_WRITE_BATCH_MAX", 64, { min: 1, max: 1_000 }),
+    writeStatements: int(env, "API_WRITE_STATEMENTS", 4, { min: 1, max: 100 }),
     outboxRetentionMs: int(env, "API_OUTBOX_RETENTION_HOURS", 24 * 7, { min: 1 }) * 3_600_000,
     relayEnabled: bool(env, "API_RELAY_ENABLED", true),
   };

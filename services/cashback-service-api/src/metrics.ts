@@ -20,6 +20,12 @@ export function createMetrics() {
       labelNames: ["cashback"] as const,
       registers,
     }),
+    purchaseBatch: new Histogram({
+      name: "api_purchase_batch_size",
+      help: "Purchases written per statement (concurrent purchases share one)",
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+      registers,
+    }),
     capRetries: new Counter({
       name: "api_purchase_cap_retries_total",
       help: "Purchase writes retried because another purchase of the same user changed its cap usage first",

@@ -9,20 +9,15 @@ import { initialStatus, type Effect, type LedgerStatus } from "./ledger-state.ts
  * too, by user or by wallet.
  */
 
-/** The CTE body inserting a purchase's accrual, for the purchase writer's one statement. */
-export function accrualInsertSql(p: {
-  entryId: string;
-  merchantId: string;
-  userId: string;
-  wallet: string;
-  amountWei: string;
-  eventId: string;
-  now: string;
-  fromCte: string;
-}): string {
+/**
+ * The INSERT of purchases' accruals for the purchase writer's one statement: one row per row of
+ * `source` (a CTE with the purchase writer's input columns) that has an entry_id.
+ */
+export function accrualInsertSql(source: string): string {
   return `INSERT INTO cashback_ledger (id, kind, status, merchant_id, user_id, purchase_id, wallet_address, amount_wei, event_id, created_at, updated_at)
-    SELECT ${p.entryId}::uuid, 'accrual', '${initialStatus("accrual")}', ${p.merchantId}::uuid, ${p.userId}::uuid, ${p.fromCte}.id, ${p.wallet}, ${p.amountWei}::numeric, ${p.eventId}::uuid, ${p.now}::timestamptz, ${p.now}::timestamptz
-    FROM ${p.fromCte} RETURNING id`;
+  SELECT entry_id, 'accrual', '${initialStatus("accrual")}', merchant_id, user_id, purchase_id, wallet, cashback_wei, event_id, created_at, created_at
+  FROM ${source} WHERE entry_id IS NOT NULL
+  RETURNING id`;
 }
 
 export async function insertClawback(

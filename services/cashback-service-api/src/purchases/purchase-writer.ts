@@ -3,9 +3,9 @@ import type { Logger } from "pino";
 import { newEvent } from "@cashback/events";
 import { forbidden, notFound, unprocessable } from "../http/errors.ts";
 import type { Answer, Idempotency, IdempotencyRequest } from "../http/idempotency.ts";
-import { accrualInsertSql } from "../ledger/ledger-store.ts";
 import type { Metrics } from "../metrics.ts";
 import { eligibleRules, evaluate, hasPeriodCap, periodsOf, type Evaluation, type Period, type Periods, type PurchaseFacts } from "../rules/engine.ts";
+import { PurchaseBatcher, writePurchases, type PurchaseRow, type RowOutcome } from "./purchase-batch.ts";
 import type { Rates } from "../rules/money.ts";
 import type { RuleCache } from "../rules/rule-cache.ts";
 import { Lru } from "../support/lru.ts";
@@ -14,8 +14,9 @@ import { purchaseView, type PurchaseView } from "./purchase-view.ts";
 
 /**
  * POST /v1/purchases: the purchase, its cashback ledger entry, the `cashback.accrued` outbox
- * event, the user's cap usage and the Idempotency-Key record, written by ONE SQL statement (CTEs)
- * on a node-postgres pool: one round trip, one transaction, all or nothing.
+ * event, the user's cap usage and the Idempotency-Key record, written by ONE SQL statement (CTEs,
+ * purchase-batch.ts) on a node-postgres pool: one round trip, one transaction, all or nothing;
+ * purchases arriving together share the statement (PurchaseBatcher).
  *
  * Caps under concurrency. The engine needs what the user already received from capped rules
  * today and this month. That usage is read (or taken from this process's cache) together with
@@ -64,14 +65,25 @@ export interface PurchaseWriterDeps {
   userCacheSize: number;
   /** Called after a commit that wrote an outbox event (wakes the relay of this process). */
   onEventWritten: () => void;
+  /** Purchases per statement at most, and statements running at once (purchase-batch.ts). */
+  batchMax: number;
+  statementsInFlight: number;
 }
 
 export class PurchaseWriter {
   /** Users never change merchant or wallet, so this part never goes stale; usage is guarded. */
   private readonly users: Lru<string, UserState>;
+  private readonly batcher: PurchaseBatcher;
 
   constructor(private readonly deps: PurchaseWriterDeps) {
     this.users = new Lru(Math.max(1, deps.userCacheSize));
+    this.batcher = new PurchaseBatcher({
+      pool: deps.pool,
+      maxBatch: deps.batchMax,
+      maxInFlight: deps.statementsInFlight,
+      logger: deps.logger,
+      onBatch: (size) => deps.metrics.purchaseBatch.observe(size),
+    });
   }
 
   async create(req: PurchaseRequest): Promise<Answer<PurchaseView>> {
@@ -139,16 +151,17 @@ export class PurchaseWriter {
       evaluation.totalWei > 0n ? { id: ids.entry, status: "pending", chainRef: null, txHash: null, blockNumber: null, failureReason: null, failureMessage: null } : null,
     );
     const json = JSON.stringify(view); // no bigints in a view: the answer and the idempotency record
-    const statement = buildStatement({ req, user, ids, now, evaluation, view, json, guardVersion: capped ? user.usage!.capVersion : undefined });
-    const { rows } = await db.query<{ written: number; guarded: number | null }>(statement);
-    const { written, guarded } = rows[0]!;
+    const guardVersion = capped ? user.usage!.capVersion : undefined;
+    const row = purchaseRow({ req, user, ids, now, evaluation, json, guardVersion });
+    // the locked path writes inside its transaction; everything else shares statements
+    const outcome: RowOutcome = client ? (await writePurchases(client, [row]))[0]! : await this.batcher.write(row);
 
-    if (capped && guarded === 0) {
-      this.forgetUsage(req.userId);
+    if (outcome === "usage-changed") {
+      this.forgetUsage(req.userId, guardVersion!);
       return { kind: "usage-changed" };
     }
-    if (written === 0) {
-      if (capped) this.forgetUsage(req.userId); // our guard bumped the version for nothing
+    if (outcome === "key-taken") {
+      if (capped) this.forgetUsage(req.userId, guardVersion!); // our guard may have bumped the version for nothing
       return { kind: "key-taken" };
     }
     if (capped) this.rememberUsage(req.userId, user, evaluation);
@@ -215,9 +228,10 @@ export class PurchaseWriter {
     this.users.set(userId, { ...user, usage: { capVersion: usage.capVersion + 1n, periods: usage.periods, used } });
   }
 
-  private forgetUsage(userId: string): void {
+  /** Drops the cached usage read at `version` (a fresher one, written by a sibling purchase, stays). */
+  private forgetUsage(userId: string, version: bigint): void {
     const cached = this.users.get(userId);
-    if (cached?.usage) this.users.set(userId, { merchantId: cached.merchantId, wallet: cached.wallet });
+    if (cached?.usage && cached.usage.capVersion <= version) this.users.set(userId, { merchantId: cached.merchantId, wallet: cached.wallet });
   }
 }
 
@@ -225,82 +239,41 @@ function sameUsagePeriods(user: UserState, periods: Periods): boolean {
   return user.usage !== undefined && user.usage.periods.day === periods.day && user.usage.periods.month === periods.month;
 }
 
-/**
- * The one statement. Its text depends only on which parts are present (guard, Idempotency-Key,
- * cashback > 0, cap usage), so there are at most 16 texts, each a named prepared statement that
- * Postgres parses and plans once per connection.
- */
-function buildStatement(s: {
+/** Everything one purchase writes, for purchase-batch.ts. */
+function purchaseRow(s: {
   req: PurchaseRequest;
   user: UserState;
   ids: { purchase: string; entry: string };
   now: Date;
   evaluation: Evaluation;
-  view: PurchaseView;
   json: string;
   guardVersion?: bigint;
-}): pg.QueryConfig {
-  const values: unknown[] = [];
-  const $ = (value: unknown) => {
-    values.push(value);
-    return `$${values.length}`;
-  };
+}): PurchaseRow {
   const { req, ids, evaluation } = s;
-  const userId = $(req.userId);
-  const merchantId = $(req.merchantId);
-  const now = $(s.now.toISOString());
-  const cashback = $(evaluation.totalWei.toString());
-  const ctes: string[] = [];
-  let source = ""; // the CTE every later write hangs off ("FROM <source>"), none at first
-  const flags: string[] = [];
-
-  if (s.guardVersion !== undefined) {
-    flags.push("g");
-    ctes.push(`guard AS (UPDATE users SET cap_version = cap_version + 1 WHERE id = ${userId}::uuid AND cap_version = ${$(s.guardVersion.toString())}::bigint RETURNING 1 AS ok)`);
-    source = "guard";
-  }
-  if (req.idempotency) {
-    flags.push("i");
-    const k = req.idempotency;
-    ctes.push(`idem AS (INSERT INTO idempotency_keys (principal, key, request_method, request_path, request_hash, response_status, response_body, created_at)
-      SELECT ${$(k.scope)}, ${$(k.key)}, 'POST', ${$(k.path.slice(0, 300))}, ${$(k.hash)}, 201, ${$(s.json)}::jsonb, ${now}::timestamptz ${source ? `FROM ${source}` : ""}
-      ON CONFLICT DO NOTHING RETURNING 1 AS ok)`);
-    source = "idem";
-  }
-  ctes.push(`purchase AS (INSERT INTO purchases (id, merchant_id, user_id, category, amount_minor, currency, occurred_at, cashback_wei, cashback_rules, created_at)
-    SELECT ${$(ids.purchase)}::uuid, ${merchantId}::uuid, ${userId}::uuid, ${$(req.category)}, ${$(req.amountMinor.toString())}::bigint, ${$(req.currency)},
-           ${$(req.occurredAt.toISOString())}::timestamptz, ${cashback}::numeric, ${$(JSON.stringify(s.view.cashback.rules))}::jsonb, ${now}::timestamptz ${source ? `FROM ${source}` : ""}
-    RETURNING id)`);
+  let accrual: PurchaseRow["accrual"];
   if (evaluation.totalWei > 0n) {
-    flags.push("e");
     const event = newEvent(
       "cashback.accrued",
       { entry_id: ids.entry, purchase_id: ids.purchase, merchant_id: req.merchantId, user_id: req.userId, wallet: s.user.wallet, amount_wei: evaluation.totalWei.toString() },
       { correlationId: ids.purchase, occurredAt: s.now },
     );
-    const entryId = $(ids.entry);
-    const eventId = $(event.id);
-    ctes.push(`entry AS (${accrualInsertSql({ entryId, merchantId, userId, wallet: $(s.user.wallet), amountWei: cashback, eventId, now, fromCte: "purchase" })})`);
-    const headers = req.traceparent ? { traceparent: req.traceparent } : {};
-    // the row @cashback/outbox's relay publishes (outboxRecord's shape: aggregate = the ledger entry)
-    ctes.push(`outbox AS (INSERT INTO outbox_events (id, subject, aggregate_id, payload, headers)
-      SELECT ${eventId}::uuid, 'cashback.accrued', ${entryId}, ${$(JSON.stringify(event))}::jsonb, ${$(JSON.stringify(headers))}::jsonb FROM entry RETURNING 1)`);
+    accrual = { entryId: ids.entry, wallet: s.user.wallet, eventId: event.id, eventJson: JSON.stringify(event), headersJson: JSON.stringify(req.traceparent ? { traceparent: req.traceparent } : {}) };
   }
-  if (evaluation.usage.length > 0) {
-    flags.push("u");
-    const u = evaluation.usage;
-    ctes.push(`usage AS (INSERT INTO cashback_usage (user_id, rule_id, period, period_start, used_wei)
-      SELECT ${userId}::uuid, d.rule_id, d.period, d.period_start, d.amount
-      FROM purchase, unnest(${$(u.map((d) => d.ruleId))}::uuid[], ${$(u.map((d) => d.period))}::text[], ${$(u.map((d) => d.periodStart))}::date[], ${$(u.map((d) => d.amountWei.toString()))}::numeric[])
-           AS d(rule_id, period, period_start, amount)
-      ON CONFLICT (user_id, rule_id, period, period_start) DO UPDATE SET used_wei = cashback_usage.used_wei + EXCLUDED.used_wei
-      RETURNING 1)`);
-  }
-  const guarded = s.guardVersion !== undefined ? "(SELECT count(*) FROM guard)::int" : "NULL::int";
   return {
-    name: `purchase_${flags.join("") || "plain"}`,
-    text: `WITH ${ctes.join(",\n")}\nSELECT (SELECT count(*) FROM purchase)::int AS written, ${guarded} AS guarded`,
-    values,
+    purchaseId: ids.purchase,
+    merchantId: req.merchantId,
+    userId: req.userId,
+    category: req.category,
+    amountMinor: req.amountMinor,
+    currency: req.currency,
+    occurredAt: req.occurredAt,
+    cashbackWei: evaluation.totalWei,
+    rulesJson: JSON.stringify(evaluation.applied.map((a) => ({ rule_id: a.ruleId, name: a.name, amount_wei: a.amountWei.toString() }))),
+    createdAt: s.now,
+    guardVersion: s.guardVersion,
+    idempotency: req.idempotency ? { scope: req.idempotency.scope, key: req.idempotency.key, path: req.idempotency.path, hash: req.idempotency.hash } : undefined,
+    responseJson: s.json,
+    accrual,
+    usage: evaluation.usage,
   };
 }
-
