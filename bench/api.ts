@@ -105,6 +105,8 @@ const api = serviceProcess({
     // e.g. BENCH_API_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/api-prof" to profile the API
     ...(process.env.BENCH_API_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_API_NODE_OPTIONS } : {}),
     ...(process.env.BENCH_API_RELAY === "off" ? { API_RELAY_ENABLED: "false" } : {}),
+    // e.g. BENCH_API_ENV="API_WRITE_STATEMENTS=2,API_WRITE_BATCH_MAX=32" to try the API's knobs
+    ...Object.fromEntries((process.env.BENCH_API_ENV ?? "").split(",").filter(Boolean).map((kv) => kv.split("=") as [string, string])),
   },
   ready: () => httpOk(`${apiUrl}/readyz`),
   onLine: (line) => {
@@ -167,6 +169,10 @@ for (const s of scenarios.filter((x) => !only || only.includes(x.key))) {
   const before = await count("SELECT count(*)::int AS n FROM purchases WHERE merchant_id = $1", [m.id]);
   const { result } = await load(s.key, apiUrl, "/v1/purchases", body, { authorization: `Bearer ${m.key}` }, SECONDS);
   const written = (await count("SELECT count(*)::int AS n FROM purchases WHERE merchant_id = $1", [m.id])) - before;
+  const metrics = await (await fetch(`${apiUrl}/metrics`)).text();
+  const batchSum = Number(/^api_purchase_batch_size_sum (\S+)$/m.exec(metrics)?.[1] ?? 0);
+  const batchCount = Number(/^api_purchase_batch_size_count (\S+)$/m.exec(metrics)?.[1] ?? 0);
+  figures[`${s.key}_avg_batch`] = Math.round((batchSum / Math.max(1, batchCount)) * 10) / 10; // since start, warm-up included
   figures[`${s.key}_rps`] = Math.round(report(s.label, result, written));
   figures[`${s.key}_p50_ms`] = result.latency.p50;
   figures[`${s.key}_p99_ms`] = result.latency.p99;
@@ -176,6 +182,8 @@ for (const s of scenarios.filter((x) => !only || only.includes(x.key))) {
 await api.stop();
 if (only && !only.includes("relay")) {
   console.log(formatTable(["scenario", "2xx", "non-2xx", "req/s", "p50 ms", "p99 ms", "check"], rows, new Set([1, 2, 3, 4, 5])));
+  for (const f of failures) console.log(`FAILED: ${f}`);
+  console.log(`\nBENCH_API ${JSON.stringify(figures)}`);
   await pool.end();
   await nats.close();
   await db.drop();

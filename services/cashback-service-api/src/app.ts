@@ -84,7 +84,7 @@ export async function startApi(config: ApiConfig, logger: Logger) {
       }
     }
     if (stopping || !config.relayEnabled) return;
-    relay = new OutboxRelay({ pool: relayPool, nats: nc, logger, retentionMs: config.outboxRetentionMs, onPublished: (n) => metrics.outboxPublished.inc(n) });
+    relay = new OutboxRelay({ pool: relayPool, nats: nc, logger, retentionMs: config.outboxRetentionMs, lingerMs: config.relayLingerMs, onPublished: (n) => metrics.outboxPublished.inc(n) });
     relay.start();
     consumer = new ResultConsumer({ nats: nc, handler: new ResultHandler({ db, logger }), logger, metrics });
     consumer.start();

@@ -39,6 +39,8 @@ export interface ApiConfig {
   outboxRetentionMs: number;
   /** Run the outbox relay and the result consumer in this process (default yes). */
   relayEnabled: boolean;
+  /** How long the relay lets events gather between back-to-back passes (fewer, bigger passes). */
+  relayLingerMs: number;
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): ApiConfig {
@@ -76,9 +78,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dbPoolSize,
     userCacheSize: int(env, "API_USER_CACHE_SIZE", 100_000, { min: 0 }),
     writeBatchMax: int(env, "API_WRITE_BATCH_MAX", 64, { min: 1, max: 1_000 }),
-    writeStatements: int(env, "API_WRITE_STATEMENTS", 4, { min: 1, max: 100 }),
+    writeStatements: int(env, "API_WRITE_STATEMENTS", 2, { min: 1, max: 100 }),
     outboxRetentionMs: int(env, "API_OUTBOX_RETENTION_HOURS", 24 * 7, { min: 1 }) * 3_600_000,
     relayEnabled: bool(env, "API_RELAY_ENABLED", true),
+    relayLingerMs: int(env, "API_RELAY_LINGER_MS", 20, { max: 5_000 }),
   };
 }
 

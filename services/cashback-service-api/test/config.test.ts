@@ -17,6 +17,9 @@ describe("loadConfig", () => {
       idempotencyTtlMs: 24 * 3_600_000,
       bodyLimitBytes: 65_536,
       relayEnabled: true,
+      relayLingerMs: 20,
+      writeStatements: 2,
+      writeBatchMax: 64,
     });
     expect(c.rates.get("USD")).toBe(10n ** 16n);
   });
@@ -40,6 +43,10 @@ describe("loadConfig", () => {
     [{ API_RATE_LIMIT_MAX: "-1" }, "API_RATE_LIMIT_MAX"],
     [{ API_BODY_LIMIT_BYTES: "10" }, "API_BODY_LIMIT_BYTES"],
     [{ API_RELAY_ENABLED: "maybe" }, "API_RELAY_ENABLED"],
+    [{ API_WRITE_STATEMENTS: "0" }, "API_WRITE_STATEMENTS"],
+    [{ API_WRITE_BATCH_MAX: "5000" }, "API_WRITE_BATCH_MAX"],
+    [{ API_RELAY_LINGER_MS: "x" }, "API_RELAY_LINGER_MS"],
+    [{ API_DB_POOL_SIZE: "1" }, "API_DB_POOL_SIZE"],
   ])("refuses %j naming %s", (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(name);
