@@ -20,11 +20,11 @@ import { purchaseView, type PurchaseView } from "./purchase-view.ts";
  *
  * Caps under concurrency. The engine needs what the user already received from capped rules
  * today and this month. That usage is read (or taken from this process's cache) together with
- * the user's `cap_version`; the statement's first CTE bumps `cap_version` only if it is still the
- * version read, and every other CTE hangs off that one. So two purchases of one user computed
- * from the same usage can not both commit: the second's guard finds the row changed (Postgres
- * re-checks the WHERE on the newest row version after waiting for the first's lock), writes
- * nothing, and is computed again from fresh usage. After a few such losses the writer stops
+ * the user's `cap_version`; the statement locks the user's row and writes the purchase only if
+ * `cap_version` is still the version read (bumping it). So two purchases of one user computed
+ * from the same usage can not both commit: the second waits for the first's lock, then sees the
+ * newest row version (Postgres re-reads a row it had to wait for), writes nothing, and is
+ * computed again from fresh usage. After a few such losses the writer stops
  * being optimistic: it locks the user row (SELECT ... FOR NO KEY UPDATE) in a transaction, reads
  * the usage under the lock and writes, so a hot user still makes progress. Purchases with no
  * capped rule in play skip the guard altogether and never wait for each other.
