@@ -49,7 +49,7 @@ export async function startApi(config: ApiConfig, logger: Logger) {
   const idempotency = new Idempotency({ db, ttlMs: config.idempotencyTtlMs, logger });
   let relay: OutboxRelay | undefined;
   const wakeRelay = () => relay?.wake();
-  const writer = new PurchaseWriter({ pool, rules, rates: config.rates, idempotency, metrics, logger, userCacheSize: config.userCacheSize, onEventWritten: wakeRelay, batchMax: config.writeBatchMax, statementsInFlight: Math.min(config.writeStatements, config.dbPoolSize - 1) });
+  const writer = new PurchaseWriter({ pool, rules, rates: config.rates, idempotency, metrics, logger, userCacheSize: config.userCacheSize, onEventWritten: wakeRelay, batchMax: config.writeBatchMax, statementsInFlight: Math.min(config.writeStatements, config.dbPoolSize - 1), optimisticAttempts: config.capOptimisticAttempts });
   const balances = new BalanceReader({ adapterUrl: config.adapterUrl, token: config.adapterAuthToken, timeoutMs: config.adapterTimeoutMs, logger, metrics });
 
   await rules.reload();

@@ -35,6 +35,8 @@ export interface ApiConfig {
   writeBatchMax: number;
   /** Purchase statements running at once; purchases arriving meanwhile wait for the next one. */
   writeStatements: number;
+  /** Times a capped purchase may lose its guard to a concurrent one before it locks the user row. */
+  capOptimisticAttempts: number;
   /** Published outbox rows are kept this long (the purchase trace shows them), then pruned. */
   outboxRetentionMs: number;
   /** Run the outbox relay and the result consumer in this process (default yes). */
@@ -79,6 +81,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     userCacheSize: int(env, "API_USER_CACHE_SIZE", 100_000, { min: 0 }),
     writeBatchMax: int(env, "API_WRITE_BATCH_MAX", 64, { min: 1, max: 1_000 }),
     writeStatements: int(env, "API_WRITE_STATEMENTS", 2, { min: 1, max: 100 }),
+    capOptimisticAttempts: int(env, "API_CAP_OPTIMISTIC_ATTEMPTS", 4, { max: 100 }),
     outboxRetentionMs: int(env, "API_OUTBOX_RETENTION_HOURS", 24 * 7, { min: 1 }) * 3_600_000,
     relayEnabled: bool(env, "API_RELAY_ENABLED", true),
     relayLingerMs: int(env, "API_RELAY_LINGER_MS", 20, { max: 5_000 }),

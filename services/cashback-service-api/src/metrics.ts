@@ -31,6 +31,11 @@ export function createMetrics() {
       help: "Purchase writes retried because another purchase of the same user changed its cap usage first",
       registers,
     }),
+    lockedWrites: new Counter({
+      name: "api_purchase_locked_writes_total",
+      help: "Purchases written under their user's row lock (after losing the optimistic guard too often)",
+      registers,
+    }),
     outboxBacklog: new Gauge({ name: "api_outbox_backlog", help: "Outbox events not yet published", registers }),
     outboxOldestAge: new Gauge({ name: "api_outbox_oldest_age_seconds", help: "Age of the oldest unpublished outbox event", registers }),
     outboxPublished: new Counter({ name: "api_outbox_published_total", help: "Outbox events published to JetStream", registers }),

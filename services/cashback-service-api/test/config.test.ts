@@ -20,6 +20,7 @@ describe("loadConfig", () => {
       relayLingerMs: 20,
       writeStatements: 2,
       writeBatchMax: 64,
+      capOptimisticAttempts: 4,
     });
     expect(c.rates.get("USD")).toBe(10n ** 16n);
   });

@@ -137,7 +137,7 @@ describe("Idempotency-Key", () => {
 });
 
 describe("caps under concurrency", () => {
-  it("never lets 20 parallel purchases of one user exceed the daily cap", async () => {
+  const capTest = async (t: TestApi) => {
     const m = await t.merchant();
     const [u, bystander] = [await t.user(m.client), await t.user(m.client)];
     // each $100 purchase wants 10 CBK; the day allows 25 CBK per user
@@ -158,6 +158,21 @@ describe("caps under concurrency", () => {
     // and per UTC day: yesterday's purchase has its own allowance
     const yesterday = new Date(Date.now() - 86_400_000).toISOString();
     expect(expectStatus(await m.client.post("/v1/purchases", purchaseBody(u.id, { occurred_at: yesterday })), 201).cashback.amount_wei).toBe((10n * CBK).toString());
+  };
+
+  it("never lets 20 parallel purchases of one user exceed the daily cap", async () => {
+    await capTest(t);
+  });
+
+  it("holds on the locked path too (every purchase written under its user's row lock)", async () => {
+    const locked = await startTestApi({ database: t.db, nats: t.nats, env: { API_CAP_OPTIMISTIC_ATTEMPTS: "0" } });
+    try {
+      await capTest(locked);
+      const metrics = await (await fetch(`${locked.baseUrl}/metrics`)).text();
+      expect(Number(/^api_purchase_locked_writes_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(20);
+    } finally {
+      await locked.close();
+    }
   });
 });
 

@@ -30,7 +30,6 @@ import { purchaseView, type PurchaseView } from "./purchase-view.ts";
  * capped rule in play skip the guard altogether and never wait for each other.
  */
 
-const OPTIMISTIC_ATTEMPTS = 4;
 /** How far in the future occurred_at may be (clock skew between the merchant and us). */
 const MAX_FUTURE_MS = 5 * 60_000;
 
@@ -68,6 +67,8 @@ export interface PurchaseWriterDeps {
   /** Purchases per statement at most, and statements running at once (purchase-batch.ts). */
   batchMax: number;
   statementsInFlight: number;
+  /** Guarded writes that may lose to a concurrent purchase before the writer locks the user (4). */
+  optimisticAttempts: number;
 }
 
 export class PurchaseWriter {
@@ -94,7 +95,9 @@ export class PurchaseWriter {
     const periods = periodsOf(req.occurredAt);
 
     for (let attempt = 1; ; attempt++) {
-      const locked = attempt > OPTIMISTIC_ATTEMPTS;
+      // Only a purchase with a capped rule in play can lose its guard and come round again; past
+      // `optimisticAttempts` it is written under its user's row lock (0: every purchase is).
+      const locked = attempt > this.deps.optimisticAttempts;
       const client = locked ? await this.deps.pool.connect() : undefined;
       let broken = false;
       try {
@@ -102,6 +105,7 @@ export class PurchaseWriter {
         const outcome = await this.attempt(req, periods, client);
         if (client) await client.query("COMMIT");
         if (outcome.kind === "written") {
+          if (client) this.deps.metrics.lockedWrites.inc();
           if (client && outcome.view.cashback.entry_id) this.deps.onEventWritten();
           return { status: 201, body: outcome.view, json: outcome.json };
         }
