@@ -46,6 +46,21 @@ const PURCHASE_HEADER = ["scenario", "2xx", "non-2xx", "req/s", "of ceiling", "p
 const rows: string[][] = [];
 const figures: Record<string, number> = {};
 
+// Whatever happens, no process, nats-server or database is left behind.
+const children: { stop: () => Promise<void> }[] = [];
+let cleaned = false;
+async function cleanup() {
+  if (cleaned) return;
+  cleaned = true;
+  for (const child of children.reverse()) await child.stop().catch(() => {});
+  await nats.close().catch(() => {});
+  await db.drop().catch(() => {});
+}
+process.on("uncaughtException", (err) => {
+  console.error(err);
+  void cleanup().finally(() => process.exit(1));
+});
+
 async function load(name: string, url: string, path: string, body: (i: number) => unknown, headers: Record<string, string>, seconds: number) {
   let i = 0;
   const result = await autocannon({
@@ -92,6 +107,7 @@ function report(label: string, r: autocannon.Result, written?: number, batch?: n
 async function measureCeiling(label: string): Promise<number> {
   const port = await freePort();
   const bare = serviceProcess({ name: "bare", entry: "bench/support/bare-insert-server.ts", env: { PORT: String(port), DATABASE_URL: db.url }, ready: () => httpOk(`http://127.0.0.1:${port}/readyz`) });
+  children.push(bare);
   await bare.start();
   const url = `http://127.0.0.1:${port}`;
   const user = randomUUID();
@@ -133,6 +149,7 @@ const api = serviceProcess({
     if (/"level":(50|60)/.test(line)) console.error(`[api] ${line}`);
   },
 });
+children.push(api);
 async function startApi() {
   await api.start().catch((err: unknown) => {
     console.error(api.output());
@@ -214,8 +231,7 @@ if (only && !only.includes("relay")) {
   for (const f of failures) console.log(`FAILED: ${f}`);
   console.log(`\nBENCH_API ${JSON.stringify(figures)}`);
   await pool.end();
-  await nats.close();
-  await db.drop();
+  await cleanup();
   process.exit(failures.length ? 1 : 0);
 }
 const nc = await connectNats({ url: nats.url, name: "bench-api", logger });
@@ -254,11 +270,9 @@ figures["relay_events_per_s"] = Math.round(relayRate);
 const relayRow = [`relay in the API draining a ${thousands(backlog)} backlog`, thousands(published), relaySeconds.toFixed(2), thousands(Math.round(relayRate)), published === backlog ? "ok" : "MISMATCH"];
 if (published !== backlog) failures.push(`relay: ${published} messages in the stream for ${backlog} events`);
 
-await api.stop();
 await nc.close();
 await pool.end();
-await nats.close();
-await db.drop();
+await cleanup();
 
 const load1 = (await import("node:os")).loadavg()[0]!.toFixed(2);
 console.log(`\ncashback API: autocannon -c ${CONNECTIONS} for ${SECONDS} s per row (after a 3 s warm-up), ${USERS} users per merchant, Postgres 127.0.0.1:5432, ${(await import("node:os")).cpus().length} cores, load average ${loadStart} at the start, ${load1} at the end\n`);
