@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { FastifyRequest } from "fastify";
 import type { Db } from "../db.ts";
+import { Lru } from "../support/lru.ts";
 import { ApiError, forbidden } from "./errors.ts";
 
 /**
@@ -31,11 +32,14 @@ export function hashKey(key: string): string {
 /**
  * Resolves bearer keys to principals. Merchant keys are cached by hash; the cache is dropped
  * whenever api_keys changes anywhere (NOTIFY, see cache-listener.ts), so a revoked key stops
- * working on every instance at once.
+ * working on every instance at once. Unknown keys are remembered for a few seconds too, so
+ * requests with made-up keys (which the rate limit only counts after this) do not each cost a
+ * database read.
  */
 export class KeyResolver {
   private readonly adminDigest: Buffer;
   private cache = new Map<string, Principal>();
+  private unknown = new Lru<string, number>(10_000);
 
   constructor(private readonly deps: { db: Db; adminKey: string }) {
     this.adminDigest = createHash("sha256").update(deps.adminKey).digest();
@@ -43,6 +47,7 @@ export class KeyResolver {
 
   invalidate(): void {
     this.cache = new Map();
+    this.unknown = new Lru(10_000); // a key issued elsewhere works here at once
   }
 
   async resolve(authorization: string | undefined): Promise<{ principal?: Principal; problem?: string }> {
@@ -57,9 +62,16 @@ export class KeyResolver {
     const hash = digest.toString("hex");
     const cached = this.cache.get(hash);
     if (cached) return { principal: cached };
+    const knownBad = this.unknown.get(hash);
+    if (knownBad !== undefined && knownBad > Date.now()) return { problem: "invalid API key" };
     const cache = this.cache; // an invalidation while we read must not be undone by our write
+    const unknown = this.unknown;
     const row = await this.deps.db.apiKey.findUnique({ where: { keyHash: hash }, select: { id: true, merchantId: true, revokedAt: true } });
-    if (!row || row.revokedAt) return { problem: row ? "API key revoked" : "invalid API key" };
+    if (!row) {
+      if (unknown === this.unknown) unknown.set(hash, Date.now() + 10_000);
+      return { problem: "invalid API key" };
+    }
+    if (row.revokedAt) return { problem: "API key revoked" };
     const principal: Principal = { kind: "merchant", id: row.id, merchantId: row.merchantId };
     cache.set(hash, principal);
     return { principal };
