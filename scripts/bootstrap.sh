@@ -34,6 +34,17 @@ _cashback_bootstrap() {
     fi
   fi
 
+  # npm 11 warns on every call ("Unknown user/env config nodedir") when ~/.npmrc sets node-gyp's
+  # `nodedir` (Debian's Node sets it to its own headers, which are not Node 24's anyway). Our npm
+  # calls read a copy of the user config without that line; nothing else in it changes.
+  local userrc="${NPM_CONFIG_USERCONFIG:-$HOME/.npmrc}"
+  unset npm_config_nodedir NPM_CONFIG_NODEDIR
+  if [ -f "$userrc" ] && grep -qE '^[[:space:]]*nodedir[[:space:]]*=' "$userrc"; then
+    mkdir -p "$repo/.data"
+    grep -vE '^[[:space:]]*nodedir[[:space:]]*=' "$userrc" >"$repo/.data/npmrc" || true
+    export NPM_CONFIG_USERCONFIG="$repo/.data/npmrc"
+  fi
+
   local stamp="$repo/node_modules/.cashback-install" want
   want="$(sha256sum "$repo/package-lock.json" | cut -d' ' -f1)" || return 1
   if [ ! -x "$repo/node_modules/.bin/node" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then

@@ -12,5 +12,5 @@ source scripts/bootstrap.sh
 bash scripts/ensure-services.sh
 
 # Types first: a type error fails fast, before the suite spends its half minute.
-npx tsc --noEmit -p tsconfig.json
-exec npx vitest run "$@"
+tsc --noEmit -p tsconfig.json
+exec vitest run "$@"

@@ -1,3 +1,4 @@
+import { inspect } from "node:util";
 import { pino, type DestinationStream, type Logger } from "pino";
 
 export type { Logger };
@@ -5,6 +6,15 @@ export type { Logger };
 /** Any field with one of these names is replaced by "[redacted]" wherever it appears in a log line. */
 const SECRET_KEYS = ["privateKey", "signerKey", "authToken", "authorization", "password", "secret", "apiKey"];
 
+/** Longest text kept per field of a logged error: a log line stays bounded whatever an error quotes. */
+export const LOG_TEXT_MAX_CHARS = 4_096;
+
+/**
+ * Logging must never throw: a log call sits in catch blocks and background loops, where a throw
+ * becomes an unhandled rejection that ends the process. So `err` may be any value (an Error, a
+ * string, a number, null, a frozen or hostile object), and a line that still can not be written
+ * (e.g. a frozen object under a redacted path) is replaced by a line saying so.
+ */
 export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "info", destination?: DestinationStream): Logger {
   const options = {
     name: service,
@@ -14,7 +24,22 @@ export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "
       paths: SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `req.headers.${k}`]),
       censor: "[redacted]",
     },
-    serializers: { err: scrubbedError },
+    serializers: { err: serializeError },
+    hooks: {
+      logMethod(this: Logger, args: Parameters<Logger["info"]>, method: (...a: unknown[]) => void) {
+        try {
+          method.apply(this, args);
+        } catch (failure) {
+          try {
+            // The message survives; the fields that could not be written are said to be lost.
+            const msg = args.find((a): a is string => typeof a === "string") ?? "";
+            method.call(this, { logFailure: `fields could not be written: ${describe(failure)}` }, msg);
+          } catch {
+            // nothing left to try; never let logging end the process
+          }
+        }
+      },
+    },
   };
   return destination ? pino(options, destination) : pino(options);
 }
@@ -38,15 +63,75 @@ export function scrubUrls(text: string): string {
   });
 }
 
-function scrubbedError(err: unknown) {
-  // `err` is often a plain string (`{ err: String(e) }`): a serializer that throws here would
-  // turn a warning into an uncaught exception in whatever code was logging.
-  if (typeof err === "string") return scrubUrls(err);
-  if (err === null || typeof err !== "object") return err;
-  // a copy: a plain object passed as err is the caller's, not ours to scrub in place
-  const serialized = { ...(pino.stdSerializers.err(err as Error) as unknown as Record<string, unknown>) };
-  for (const [key, value] of Object.entries(serialized)) {
-    if (typeof value === "string") serialized[key] = scrubUrls(value);
+/** Scrubbed and bounded text for a log field. */
+function clean(text: string): string {
+  const cut = text.length > LOG_TEXT_MAX_CHARS ? `${text.slice(0, LOG_TEXT_MAX_CHARS)}… (${text.length} characters)` : text;
+  return scrubUrls(cut);
+}
+
+/** A description of any value that does not throw (getters are not run, proxies not trapped). */
+function describe(value: unknown): string {
+  try {
+    return clean(inspect(value, { depth: 2, breakLength: Infinity, maxStringLength: LOG_TEXT_MAX_CHARS, getters: false, showProxy: true }));
+  } catch {
+    return "[value could not be described]";
   }
-  return serialized;
+}
+
+/**
+ * The `err` serializer for any value: an error (or anything with a string `message`) becomes pino's
+ * usual { type, message, stack, ... } in a fresh object (the caller's error is never written to),
+ * with URLs scrubbed and text bounded; a string is scrubbed; other primitives stay as they are;
+ * any other object is described as text.
+ */
+export function serializeError(err: unknown): unknown {
+  try {
+    if (typeof err === "string") return clean(err);
+    if (typeof err === "bigint" || typeof err === "symbol" || typeof err === "function") return describe(err);
+    if (err === null || typeof err !== "object") return err;
+    if (!isErrorLike(err)) return { type: "NonError", message: describe(err) };
+    let serialized: Record<string, unknown>;
+    try {
+      serialized = { ...(pino.stdSerializers.err(err as Error) as unknown as Record<string, unknown>) };
+    } catch {
+      // pino's serializer tags the error it reads: a frozen error refuses that, as may a proxy.
+      serialized = { type: readText(err, "name") ?? "Error", message: readText(err, "message") ?? "", stack: readText(err, "stack") };
+    }
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(serialized)) {
+      if (key === "raw") continue;
+      out[key] = typeof value === "string" ? clean(value) : value !== null && typeof value === "object" ? safeValue(value) : value;
+    }
+    return out;
+  } catch {
+    return { type: "Unserializable", message: describe(err) };
+  }
+}
+
+function isErrorLike(value: object): boolean {
+  try {
+    return value instanceof Error || typeof (value as { message?: unknown }).message === "string";
+  } catch {
+    return false;
+  }
+}
+
+function readText(obj: object, key: string): string | undefined {
+  try {
+    const value = (obj as Record<string, unknown>)[key];
+    return typeof value === "string" ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A nested value of an error, kept when it turns into JSON without trouble, described otherwise. */
+function safeValue(value: object): unknown {
+  try {
+    const json = JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
+    if (json === undefined) return undefined;
+    return json.length > LOG_TEXT_MAX_CHARS ? describe(value) : (JSON.parse(scrubUrls(json)) as unknown);
+  } catch {
+    return describe(value);
+  }
 }

@@ -56,6 +56,88 @@ describe("createLogger", () => {
   });
 });
 
+describe("logging never throws", () => {
+  const frozen = Object.freeze(new Error("frozen failure"));
+  const hostileGetter = Object.defineProperty(new Error("has a bad getter"), "detail", {
+    enumerable: true,
+    get() {
+      throw new Error("getter says no");
+    },
+  });
+  const circular: Record<string, unknown> = { message: "circular", code: "E_LOOP" };
+  circular.self = circular;
+  const proxy = new Proxy(
+    {},
+    {
+      get() {
+        throw new Error("trap");
+      },
+      ownKeys() {
+        throw new Error("trap");
+      },
+    },
+  );
+  const values: [string, unknown][] = [
+    ["a string", "connect ECONNREFUSED http://user:pw@127.0.0.1:8545/v3/key"],
+    ["an empty string", ""],
+    ["a number", 42],
+    ["null", null],
+    ["undefined", undefined],
+    ["a bigint", 10n ** 30n],
+    ["a symbol", Symbol("s")],
+    ["a plain object", { reason: "nope", nested: { level: 2 } }],
+    ["an array", ["a", 1]],
+    ["a frozen Error", frozen],
+    ["an Error with a throwing getter", hostileGetter],
+    ["an error-like object with a cycle", circular],
+    ["a proxy whose traps throw", proxy],
+    ["an Error with a 1 MB message", new Error("x".repeat(1_000_000))],
+  ];
+
+  it.each(values)("err = %s: one JSON line, nothing thrown", (_name, err) => {
+    const { lines, stream } = capture();
+    const logger = createLogger("test", "info", stream);
+    expect(() => logger.error({ err }, "failed")).not.toThrow();
+    expect(() => logger.warn({ err, other: err }, "failed twice")).not.toThrow();
+    expect(lines).toHaveLength(2);
+    for (const line of lines) {
+      const parsed = JSON.parse(line) as { msg: string };
+      expect(["failed", "failed twice"]).toContain(parsed.msg);
+      expect(line.length).toBeLessThan(30_000);
+    }
+  });
+
+  it("keeps a string err as scrubbed text, and numbers and null as they are", () => {
+    const { lines, stream } = capture();
+    const logger = createLogger("test", "info", stream);
+    logger.warn({ err: "boom at https://rpc.example.io/v3/abcdef0123456789" }, "a");
+    logger.warn({ err: 7 }, "b");
+    logger.warn({ err: null }, "c");
+    const [a, b, c] = lines.map((l) => JSON.parse(l) as { err: unknown });
+    expect(a!.err).toBe("boom at https://rpc.example.io/…");
+    expect(b!.err).toBe(7);
+    expect(c!.err).toBe(null);
+  });
+
+  it("never writes to the caller's error object", () => {
+    const { lines, stream } = capture();
+    const err = Object.assign(new Error("see http://db.example/secret-path"), { url: "http://db.example/secret-path" });
+    createLogger("test", "info", stream).error({ err }, "boom");
+    expect(err.url).toBe("http://db.example/secret-path");
+    expect(Object.getOwnPropertySymbols(err)).toEqual([]);
+    expect(JSON.parse(lines[0]!).err).toMatchObject({ type: "Error", message: "see http://db.example/…", url: "http://db.example/…" });
+  });
+
+  it("still writes the line's message when its fields can not be written", () => {
+    const { lines, stream } = capture();
+    const logger = createLogger("test", "info", stream);
+    expect(() => logger.info(Object.freeze({ password: "pw" }), "frozen")).not.toThrow();
+    expect(() => logger.info({ detail: proxy }, "proxied")).not.toThrow();
+    expect(lines.join("")).not.toContain('"pw"');
+    expect(lines.map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(["frozen", "proxied"]);
+  });
+});
+
 describe("env readers", () => {
   it("falls back to defaults for unset or blank variables", () => {
     expect(str({ A: "  " }, "A", "d")).toBe("d");

@@ -2,7 +2,8 @@ import net from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { startNatsServer, startTcpProxy, type NatsServer } from "../src/index.ts";
+import pg from "pg";
+import { startChainProcess, startNatsServer, startPgCluster, startTcpProxy, type NatsServer, type PgCluster } from "../src/index.ts";
 
 /** Sends "ping" through the proxy; resolves with what came back, "refused", or "silent" after 300 ms. */
 function probe(port: number): Promise<string> {
@@ -51,5 +52,57 @@ describe("startNatsServer", () => {
     const info = await (await jetstreamManager(nc)).streams.info("PROBE");
     expect(info.config.subjects).toEqual(["probe.>"]);
     await nc.close();
+  });
+});
+
+describe("startPgCluster", () => {
+  let cluster: PgCluster | undefined;
+  afterAll(() => cluster?.close());
+
+  const query = async (text: string) => {
+    const client = new pg.Client({ connectionString: cluster!.url() });
+    await client.connect();
+    try {
+      return (await client.query(text)).rows;
+    } finally {
+      await client.end();
+    }
+  };
+
+  it("runs its own Postgres that a test can restart and kill, keeping committed data", async () => {
+    cluster = await startPgCluster();
+    expect(cluster.port).not.toBe(5432);
+    await query("CREATE TABLE kept (v int); INSERT INTO kept VALUES (1)");
+
+    // A connected client sees its connection end when the server restarts.
+    const client = new pg.Client({ connectionString: cluster.url() });
+    const ended = new Promise<Error>((resolve) => client.on("error", resolve));
+    await client.connect();
+    await cluster.restart();
+    expect(String(await ended)).toMatch(/terminat/i);
+    await client.end().catch(() => {});
+    expect(await query("SELECT v FROM kept")).toEqual([{ v: 1 }]);
+
+    await query("INSERT INTO kept VALUES (2)");
+    await cluster.kill();
+    await expect(query("SELECT 1")).rejects.toThrow(/ECONNREFUSED/);
+    await cluster.start(); // crash recovery
+    expect(await query("SELECT v FROM kept ORDER BY v")).toEqual([{ v: 1 }, { v: 2 }]);
+    expect(await cluster.log()).toMatch(/not properly shut down|automatic recovery/);
+  });
+});
+
+describe("startChainProcess", () => {
+  it("runs hardhat node as a process with the token deployed, reachable through its proxy", async () => {
+    const chain = await startChainProcess();
+    try {
+      expect(chain.chainId).toBe(31337);
+      expect(await chain.reader.getCode({ address: chain.token })).toMatch(/^0x[0-9a-f]{100,}/);
+      expect(await chain.balanceOf(chain.minter)).toBe(0n);
+      await chain.proxy.down();
+      await expect(fetch(chain.rpcUrl, { method: "POST", body: "{}" })).rejects.toThrow();
+    } finally {
+      await chain.close();
+    }
   });
 });

@@ -1,14 +1,20 @@
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { CircuitState } from "cockatiel";
 import { BlockchainService, file_cashback_blockchain_v1_blockchain } from "@cashback/proto/blockchain/v1";
 import { ensureDatabase, migrate } from "@cashback/db";
 import { redactUrl, type Logger } from "@cashback/runtime";
 import { ChainClient } from "./chain/chain-client.ts";
 import { ensureChainContinuity } from "./chain/chain-continuity.ts";
 import { createChainBreaker } from "./chain/circuit-breaker.ts";
+import { isCircuitOpen, isTransportError, shortMessage } from "./chain/rpc-errors.ts";
+import { ClawbackService } from "./clawbacks/clawback-service.ts";
 import { LOCAL_CHAIN_ID } from "@cashback/token";
 import type { AdapterConfig } from "./config.ts";
-import { createDb } from "./db.ts";
+import { createDb, isDatabaseUnavailable } from "./db.ts";
+import { AdapterError } from "./errors.ts";
+import { backoffMs, FailureStreak } from "./failure-streak.ts";
 import { createMetrics } from "./metrics.ts";
 import { Completions } from "./mints/completions.ts";
 import { MintDispatcher } from "./mints/dispatcher.ts";
@@ -19,72 +25,154 @@ import { TxMonitor } from "./mints/tx-monitor.ts";
 import { NonceStore } from "./nonces/nonce-store.ts";
 import { registerReflection } from "./reflection/reflection-service.ts";
 import { requireBearer } from "./rpc/auth.ts";
-import { blockchainServiceImpl } from "./rpc/blockchain-service.ts";
+import { blockchainServiceImpl, type Services } from "./rpc/blockchain-service.ts";
+import { gates, undecodableRequestsAreInvalidArgument } from "./rpc/request-faults.ts";
 import { startServer } from "./rpc/server.ts";
+import { TransactionLookup } from "./transactions/transaction-lookup.ts";
 
 export const migrationsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../prisma/migrations");
 
-/** Wires the adapter together: database, chain, background workers, then the RPC server. */
-export async function startAdapter(config: AdapterConfig, logger: Logger, opts: { deploymentsDir?: string } = {}) {
-  await ensureDatabase(config.databaseUrl);
-  const { applied } = await migrate({ connectionString: config.databaseUrl, migrationsDir, logger });
-  logger.info({ database: redactUrl(config.databaseUrl), applied }, "database ready");
-
+/**
+ * Wires the adapter together. The RPC server listens first: while the database or the chain is
+ * down, start-up waits and retries with backoff (GET /readyz says 503, calls get a retryable
+ * UNAVAILABLE "STARTING"), instead of exiting and leaving a supervisor to spin. Resolves once
+ * everything runs; only a permanent problem (bad configuration, a missing token contract, the
+ * dev key on a public chain, an edited migration, a reset non-local chain) rejects, and `signal`
+ * aborts the wait.
+ */
+export async function startAdapter(config: AdapterConfig, logger: Logger, opts: { deploymentsDir?: string; signal?: AbortSignal } = {}) {
   const metrics = createMetrics();
   const breaker = createChainBreaker({ failures: config.breakerFailures, halfOpenAfterMs: config.breakerHalfOpenAfterMs }, logger, metrics);
-  const chain = await ChainClient.connect({ ...config, breaker, metrics, deploymentsDir: opts.deploymentsDir });
-  if (config.usingDevKey && chain.chainId !== LOCAL_CHAIN_ID) {
-    throw new Error(`ADAPTER_PRIVATE_KEY is unset: the public dev key is only allowed on chain ${LOCAL_CHAIN_ID}`);
-  }
-  logger.info({ chainId: chain.chainId, tokenAddress: chain.token, signer: chain.signerAddress }, "chain connected");
+  let services: Services | undefined;
+  let ready: (() => Promise<boolean>) | undefined;
+  let waitingFor = "the database";
 
-  const db = createDb(config.databaseUrl);
-  await ensureChainContinuity(db, chain, logger);
-  const nonces = new NonceStore(db, chain, logger, metrics);
-  await nonces.resync("start-up");
-  const completions = new Completions();
-  const settlement = new Settlement({ db, chain, completions, logger, metrics, confirmations: config.confirmations });
-  const receipts = new ReceiptWatcher({ chain, settlement, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs });
-  const dispatcher = new MintDispatcher({ db, chain, nonces, settlement, receipts, completions, logger, metrics, batchMax: config.batchMax, batchWindowMs: config.batchWindowMs });
-  settlement.onRequeued = () => dispatcher.requireChainCheck();
-  const monitor = new TxMonitor({ db, chain, settlement, dispatcher, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs, intervalMs: config.monitorIntervalMs, maxFeePerGas: config.maxFeePerGas });
-  const mints = new MintService({ db, chain, breaker, dispatcher, completions, receiptTimeoutMs: config.receiptTimeoutMs });
-
-  monitor.start();
-  dispatcher.start();
   const server = await startServer({
     host: config.host,
     port: config.port,
     metrics: metrics.registry,
-    ready: async () => {
-      await db.$queryRaw`SELECT 1`;
-      await chain.blockNumber();
-      return true;
-    },
+    limits: config.limits,
+    connections: { open: metrics.connectionsOpen, rejected: metrics.connectionsRejected },
+    ready: async () => (ready ? ready() : false),
     routes: (router) => {
-      router.service(BlockchainService, blockchainServiceImpl({ mints, chain, logger }), { requestGate: requireBearer(config.authToken) });
-      registerReflection(router, [file_cashback_blockchain_v1_blockchain]);
+      const current = () => {
+        if (services) return services;
+        throw new AdapterError("unavailable", "STARTING", `the adapter is starting (waiting for ${waitingFor}); try again later`);
+      };
+      router.service(BlockchainService, blockchainServiceImpl(current, logger), {
+        requestGate: gates(undecodableRequestsAreInvalidArgument, requireBearer(config.authToken)),
+      });
+      registerReflection(router, [file_cashback_blockchain_v1_blockchain], { requestGate: undecodableRequestsAreInvalidArgument });
     },
   });
-  logger.info({ host: config.host, port: server.port }, "blockchain adapter listening (gRPC, gRPC-Web, Connect)");
+  logger.info({ host: config.host, port: server.port }, "blockchain adapter listening (gRPC, gRPC-Web, Connect); starting");
 
-  return {
-    port: server.port,
-    chain,
-    db,
-    breaker,
-    metrics,
-    monitor,
-    dispatcher,
-    /** Stops taking calls, lets in-flight work finish, closes connections. */
-    async stop() {
-      await server.close();
-      await dispatcher.stop();
-      await monitor.stop();
-      await receipts.stop();
-      await db.$disconnect();
-    },
+  const step = <T>(what: string, fn: () => Promise<T>) => {
+    waitingFor = what;
+    return retryWhileUnavailable(what, fn, logger, opts.signal);
   };
+  let db: ReturnType<typeof createDb> | undefined;
+  try {
+    await step("the database", async () => {
+      await ensureDatabase(config.databaseUrl);
+      const { applied } = await migrate({ connectionString: config.databaseUrl, migrationsDir, logger });
+      logger.info({ database: redactUrl(config.databaseUrl), applied }, "database ready");
+    });
+    const chain = await step("the chain", () => ChainClient.connect({ ...config, breaker, metrics, deploymentsDir: opts.deploymentsDir }));
+    if (config.usingDevKey && chain.chainId !== LOCAL_CHAIN_ID) {
+      throw new Error(`ADAPTER_PRIVATE_KEY is unset: the public dev key is only allowed on chain ${LOCAL_CHAIN_ID}`);
+    }
+    logger.info({ chainId: chain.chainId, tokenAddress: chain.token, signer: chain.signerAddress }, "chain connected");
+
+    db = createDb(config.databaseUrl);
+    const database = db;
+    await step("the database and the chain (records of the chain)", () => ensureChainContinuity(database, chain, logger));
+    const nonces = new NonceStore(database, chain, logger, metrics);
+    await step("the database and the chain (nonce)", () => nonces.resync("start-up"));
+
+    const completions = new Completions();
+    const settlement = new Settlement({ db: database, chain, completions, logger, metrics, confirmations: config.confirmations });
+    const receipts = new ReceiptWatcher({ chain, settlement, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs });
+    const dispatcher = new MintDispatcher({
+      db: database,
+      chain,
+      nonces,
+      settlement,
+      receipts,
+      completions,
+      logger,
+      metrics,
+      batchMax: config.batchMax,
+      batchWindowMs: config.batchWindowMs,
+      maxBackoffMs: Math.min(5_000, config.breakerHalfOpenAfterMs),
+    });
+    settlement.onRequeued = () => dispatcher.requireChainCheck();
+    // The chain answers again: queued work goes now, not after the dispatcher's backoff.
+    breaker.onStateChange((state) => {
+      if (state === CircuitState.Closed) dispatcher.nudge();
+    });
+    const monitor = new TxMonitor({ db: database, chain, settlement, dispatcher, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs, intervalMs: config.monitorIntervalMs, maxFeePerGas: config.maxFeePerGas });
+    const common = { db: database, breaker, dispatcher, completions, receiptTimeoutMs: config.receiptTimeoutMs, metadataLimits: config.metadata };
+    services = {
+      mints: new MintService(common),
+      clawbacks: new ClawbackService(common),
+      transactions: new TransactionLookup({ db: database, chain, confirmations: config.confirmations }),
+      chain,
+    };
+    ready = async () => {
+      await database.$queryRaw`SELECT 1`;
+      await chain.blockNumber();
+      return true;
+    };
+    monitor.start();
+    dispatcher.start();
+    logger.info({ port: server.port }, "blockchain adapter ready");
+
+    return {
+      port: server.port,
+      chain,
+      db: database,
+      breaker,
+      metrics,
+      monitor,
+      dispatcher,
+      completions,
+      /** Stops taking calls, lets in-flight work finish, closes connections. */
+      async stop() {
+        await server.close();
+        await dispatcher.stop();
+        await monitor.stop();
+        await receipts.stop();
+        await database.$disconnect();
+      },
+    };
+  } catch (err) {
+    await server.close();
+    await db?.$disconnect().catch(() => {});
+    throw err;
+  }
 }
 
 export type Adapter = Awaited<ReturnType<typeof startAdapter>>;
+
+/** A failure that passes: the database or the chain does not answer (now). */
+export function isOutage(err: unknown): boolean {
+  return isDatabaseUnavailable(err) || isTransportError(err) || isCircuitOpen(err);
+}
+
+/** Runs `fn` until it succeeds; outages are retried with backoff (up to 5 s), anything else is thrown. */
+async function retryWhileUnavailable<T>(what: string, fn: () => Promise<T>, logger: Logger, signal?: AbortSignal): Promise<T> {
+  const streak = new FailureStreak(logger, `start-up (${what})`);
+  for (;;) {
+    signal?.throwIfAborted();
+    try {
+      const result = await fn();
+      streak.succeeded();
+      return result;
+    } catch (err) {
+      if (!isOutage(err)) throw err;
+      streak.failed(what, { err: shortMessage(err) }, `start-up waits for ${what}; retrying`);
+      await sleep(backoffMs(streak.count, 200, 5_000), undefined, { signal });
+    }
+  }
+}

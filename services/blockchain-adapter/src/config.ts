@@ -1,6 +1,8 @@
 import { getAddress, isAddress, type Address, type Hex } from "viem";
 import { ConfigError, int, isLoopback, optionalStr, str, url } from "@cashback/runtime";
 import { DEV_ADAPTER_KEY } from "@cashback/token";
+import type { ServerLimits } from "./rpc/server.ts";
+import type { MetadataLimits } from "./validation.ts";
 
 const DEV_AUTH_TOKEN = "dev-adapter-token";
 
@@ -34,7 +36,13 @@ export interface AdapterConfig {
   maxFeePerGas: bigint;
   breakerFailures: number;
   breakerHalfOpenAfterMs: number;
+  /** What one client may cost the server (sizes, timeouts, connections). */
+  limits: ServerLimits;
+  /** Size of a mint's or clawback's free-form metadata. */
+  metadata: MetadataLimits;
 }
+
+const MiB = 1024 * 1024;
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): AdapterConfig {
   const host = str(env, "ADAPTER_HOST", "127.0.0.1");
@@ -46,6 +54,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!/^0x[0-9a-fA-F]{64}$/.test(signerKey)) throw new ConfigError("ADAPTER_PRIVATE_KEY must be 32 bytes of 0x-hex");
   const tokenAddress = optionalStr(env, "TOKEN_ADDRESS");
   if (tokenAddress && !isAddress(tokenAddress)) throw new ConfigError("TOKEN_ADDRESS must be an address");
+
+  const limits: ServerLimits = {
+    readMaxBytes: int(env, "ADAPTER_READ_MAX_BYTES", 4 * MiB, { min: 1024, max: 64 * MiB }),
+    maxHeaderBytes: int(env, "ADAPTER_MAX_HEADER_BYTES", 16 * 1024, { min: 1024, max: MiB }),
+    maxConnections: int(env, "ADAPTER_MAX_CONNECTIONS", 256, { min: 1, max: 100_000 }),
+    maxStreamsPerConnection: int(env, "ADAPTER_MAX_STREAMS_PER_CONNECTION", 100, { min: 1, max: 10_000 }),
+    handshakeTimeoutMs: int(env, "ADAPTER_HANDSHAKE_TIMEOUT_MS", 10_000, { min: 100 }),
+    requestTimeoutMs: int(env, "ADAPTER_REQUEST_TIMEOUT_MS", 30_000, { min: 100 }),
+    idleTimeoutMs: int(env, "ADAPTER_IDLE_TIMEOUT_MS", 60_000, { min: 100 }),
+  };
+  // Node's HTTP/1.1 server refuses a headers timeout longer than the request timeout.
+  if (limits.handshakeTimeoutMs > limits.requestTimeoutMs) {
+    throw new ConfigError("ADAPTER_HANDSHAKE_TIMEOUT_MS must not exceed ADAPTER_REQUEST_TIMEOUT_MS");
+  }
 
   return {
     host,
@@ -70,5 +92,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxFeePerGas: BigInt(int(env, "MAX_FEE_GWEI", 500, { min: 1 })) * 10n ** 9n,
     breakerFailures: int(env, "BREAKER_FAILURES", 5, { min: 1 }),
     breakerHalfOpenAfterMs: int(env, "BREAKER_HALF_OPEN_AFTER_MS", 5_000, { min: 10 }),
+    limits,
+    metadata: {
+      maxEntries: int(env, "METADATA_MAX_ENTRIES", 32, { max: 1_000 }),
+      maxKeyChars: int(env, "METADATA_MAX_KEY_CHARS", 64, { min: 1, max: 4_096 }),
+      maxValueChars: int(env, "METADATA_MAX_VALUE_CHARS", 512, { min: 1, max: 65_536 }),
+    },
   };
 }

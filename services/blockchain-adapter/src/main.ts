@@ -1,12 +1,20 @@
 import { createLogger, onShutdown } from "@cashback/runtime";
-import { startAdapter } from "./app.ts";
+import { startAdapter, type Adapter } from "./app.ts";
 import { loadConfig } from "./config.ts";
 
 const logger = createLogger("blockchain-adapter");
+const starting = new AbortController();
+let adapter: Adapter | undefined;
+// Registered first: a signal while start-up still waits for the database or the chain stops it too.
+onShutdown(logger, async () => {
+  starting.abort();
+  await adapter?.stop();
+});
 try {
-  const adapter = await startAdapter(loadConfig(), logger);
-  onShutdown(logger, () => adapter.stop());
+  adapter = await startAdapter(loadConfig(), logger, { signal: starting.signal });
 } catch (err) {
-  logger.fatal({ err }, "blockchain adapter failed to start");
-  process.exit(1);
+  if (!starting.signal.aborted) {
+    logger.fatal({ err }, "blockchain adapter failed to start");
+    process.exit(1);
+  }
 }

@@ -24,6 +24,12 @@ export function createMetrics() {
       labelNames: ["status"] as const,
       registers,
     }),
+    clawbacks: new Counter({
+      name: "adapter_clawbacks_total",
+      help: "Clawbacks reaching a final state",
+      labelNames: ["status"] as const,
+      registers,
+    }),
     transactions: new Counter({
       name: "adapter_transactions_total",
       help: "Transactions by event (sent, confirmed, failed, rebroadcast, replaced, dropped)",
@@ -39,6 +45,16 @@ export function createMetrics() {
       name: "adapter_mint_batch_size",
       help: "Mints carried per transaction",
       buckets: [1, 2, 5, 10, 25, 50, 100, 200],
+      registers,
+    }),
+    connectionsOpen: new Gauge({
+      name: "adapter_connections_open",
+      help: "Client connections open on the RPC port",
+      registers,
+    }),
+    connectionsRejected: new Counter({
+      name: "adapter_connections_rejected_total",
+      help: "Client connections closed at once because ADAPTER_MAX_CONNECTIONS were open",
       registers,
     }),
     receiptSeconds: new Histogram({

@@ -2,10 +2,15 @@ import { describe, expect, it } from "vitest";
 import { encodeEventTopics, encodeAbiParameters, keccak256, stringToHex, type Log } from "viem";
 import { cashbackTokenAbi } from "@cashback/token";
 import { ConfigError } from "@cashback/runtime";
-import { encodeMints, mintOutcomes } from "../src/chain/token-calls.ts";
+import { clawbackOutcomes, encodeClawback, encodeMints, mintOutcomes } from "../src/chain/token-calls.ts";
+import { parseClawbackRequest, refIdFor, sameClawback } from "../src/clawbacks/clawback-request.ts";
 import { loadConfig } from "../src/config.ts";
 import { isDatabaseUnavailable } from "../src/db.ts";
-import { backoffMs } from "../src/mints/dispatcher.ts";
+import { Writable } from "node:stream";
+import { createLogger } from "@cashback/runtime";
+import { backoffMs, FailureStreak } from "../src/failure-streak.ts";
+import { Completions } from "../src/mints/completions.ts";
+import { quote } from "../src/validation.ts";
 import { mintIdFor, parseMintRequest, sameMint } from "../src/mints/mint-request.ts";
 import { nextNonce } from "../src/nonces/nonce-policy.ts";
 
@@ -37,6 +42,30 @@ describe("parseMintRequest", () => {
     const req = parseMintRequest({ idempotencyKey: "k", to, amountWei: "5", metadata: {} });
     expect(sameMint({ toAddress: to.toLowerCase(), amountWei: 5n }, req)).toBe(true);
     expect(sameMint({ toAddress: to, amountWei: 6n }, req)).toBe(false);
+  });
+});
+
+describe("parseClawbackRequest", () => {
+  it("derives the refId from the key alone, checksums the holder and keeps the amount exact", () => {
+    const req = parseClawbackRequest({ idempotencyKey: "refund:42", from: to.toLowerCase(), amountWei: "340282366920938463463374607431768211455", metadata: {} });
+    expect(req.refId).toBe(keccak256(stringToHex("refund:42")));
+    expect(req.refId).toBe(refIdFor("refund:42"));
+    expect(req.from).toBe(to);
+    expect(req.amountWei).toBe(2n ** 128n - 1n);
+  });
+
+  it("applies the mint rules to every field", () => {
+    const ok = { idempotencyKey: "k", from: to, amountWei: "1", metadata: {} };
+    expect(() => parseClawbackRequest({ ...ok, from: "0x0000000000000000000000000000000000000000" })).toThrow(/zero address/);
+    expect(() => parseClawbackRequest({ ...ok, amountWei: "0" })).toThrow(/amount_wei/);
+    expect(() => parseClawbackRequest({ ...ok, idempotencyKey: "a b" })).toThrow(/idempotency_key/);
+    expect(() => parseClawbackRequest({ ...ok, metadata: { a: "\u0000" } })).toThrow(/NUL/);
+  });
+
+  it("a replay is the same holder (any letter case) and amount", () => {
+    const req = parseClawbackRequest({ idempotencyKey: "k", from: to, amountWei: "5", metadata: {} });
+    expect(sameClawback({ fromAddress: to.toLowerCase(), amountWei: 5n }, req)).toBe(true);
+    expect(sameClawback({ fromAddress: to, amountWei: 4n }, req)).toBe(false);
   });
 });
 
@@ -74,15 +103,98 @@ describe("token calls", () => {
     expect([...minted]).toEqual([mintIdFor("a")]);
     expect([...skipped]).toEqual([mintIdFor("b")]);
   });
+
+  it("encodes one clawback per transaction and reads clawed back refIds from a receipt's logs", () => {
+    expect(encodeClawback({ from: to, amountWei: 1n, refId: refIdFor("r") }).kind).toBe("clawback");
+    const log = (id: string, address = token) =>
+      ({
+        address,
+        topics: encodeEventTopics({ abi: cashbackTokenAbi, eventName: "CashbackClawedBack", args: { refId: refIdFor(id), from: to } }),
+        data: encodeAbiParameters([{ type: "uint256" }], [1n]),
+      }) as unknown as Log;
+    expect([...clawbackOutcomes(token, [log("r1"), log("r2", "0x0000000000000000000000000000000000000001")])]).toEqual([refIdFor("r1")]);
+  });
 });
 
 describe("backoff", () => {
-  it("grows with failures, stays within its cap and above zero", () => {
-    for (let failures = 1; failures < 30; failures++) {
-      const ms = backoffMs(failures);
-      expect(ms).toBeGreaterThan(0);
-      expect(ms).toBeLessThanOrEqual(Math.min(5_000, 100 * 2 ** failures) + 1);
+  it("doubles its ceiling with each failure up to the cap, and draws uniformly below it", () => {
+    const top = () => 0.999999;
+    expect([0, 1, 2, 3, 4, 5, 6, 30].map((f) => backoffMs(f, 100, 5_000, top))).toEqual([100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+    expect(backoffMs(3, 100, 5_000, () => 0)).toBe(1);
+    expect(backoffMs(3, 100, 5_000, () => 0.5)).toBe(401);
+  });
+});
+
+describe("Completions", () => {
+  it("forgets a key once its last waiter leaves, by timeout or by notification", async () => {
+    const completions = new Completions();
+    await completions.wait(["a", "b"], 1); // times out
+    expect(completions.size).toBe(0);
+
+    const first = completions.wait(["k"], 60_000);
+    const second = completions.wait(["k", "other"], 1);
+    await second; // timed out: "other" is gone, "k" still has the first waiter
+    expect(completions.size).toBe(1);
+    completions.notify(["k"]);
+    await first;
+    expect(completions.size).toBe(0);
+  });
+
+  it("keeps nothing after many timed-out waits (one per mint)", async () => {
+    const completions = new Completions();
+    await Promise.all(Array.from({ length: 1_000 }, (_, i) => completions.wait([`mint-${i}`], 1)));
+    expect(completions.size).toBe(0);
+  });
+});
+
+describe("errors quote a short prefix of the input", () => {
+  it("quotes at most 40 characters, escaped, with the full length", () => {
+    expect(quote("abc")).toBe('"abc"');
+    expect(quote("a\u0000b")).toBe('"a\\u0000b"');
+    const huge = "x".repeat(10_000_000);
+    expect(quote(huge)).toBe(`"${"x".repeat(40)}"… (10000000 characters)`);
+  });
+
+  it.each(["idempotencyKey", "to", "amountWei"] as const)("a 10 MB %s gives a short INVALID_ARGUMENT message", (field) => {
+    const input = { idempotencyKey: "k", to, amountWei: "1", metadata: {}, [field]: "9".repeat(10_000_000) };
+    let message = "";
+    try {
+      parseMintRequest(input);
+    } catch (err) {
+      message = (err as Error).message;
     }
+    expect(message).toMatch(/10000000 characters/);
+    expect(message.length).toBeLessThan(300);
+  });
+});
+
+describe("FailureStreak", () => {
+  function capture() {
+    const lines: { level: number; msg: string; failures?: number }[] = [];
+    const stream = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    });
+    return { lines, logger: createLogger("test", "debug", stream) };
+  }
+
+  it("logs a run of one kind of failure once, the retries at debug, and the recovery once", () => {
+    const { lines, logger } = capture();
+    const streak = new FailureStreak(logger, "dispatcher");
+    for (let i = 0; i < 100; i++) streak.failed("database", { err: "Can't reach database server" }, "database unavailable");
+    streak.failed("chain", {}, "chain unreachable"); // another kind is news
+    streak.succeeded();
+    streak.succeeded(); // nothing to recover from
+    const WARN = 40, DEBUG = 20, INFO = 30;
+    expect(lines.filter((l) => l.level === WARN).map((l) => [l.msg, l.failures])).toEqual([
+      ["database unavailable", 1],
+      ["chain unreachable", 101],
+    ]);
+    expect(lines.filter((l) => l.level === DEBUG)).toHaveLength(99);
+    expect(lines.filter((l) => l.level === INFO).map((l) => [l.msg, l.failures])).toEqual([["dispatcher recovered", 101]]);
+    expect(streak.count).toBe(0);
   });
 });
 
@@ -97,6 +209,24 @@ describe("config", () => {
     expect(loadConfig({ ADAPTER_HOST: "0.0.0.0", ADAPTER_AUTH_TOKEN: "s3cret" }).authToken).toBe("s3cret");
   });
 
+  it("has safe limits by default, each configurable", () => {
+    expect(loadConfig({}).limits).toEqual({
+      readMaxBytes: 4 * 1024 * 1024,
+      maxHeaderBytes: 16 * 1024,
+      maxConnections: 256,
+      maxStreamsPerConnection: 100,
+      handshakeTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      idleTimeoutMs: 60_000,
+    });
+    expect(loadConfig({}).metadata).toEqual({ maxEntries: 32, maxKeyChars: 64, maxValueChars: 512 });
+    expect(loadConfig({ ADAPTER_READ_MAX_BYTES: "65536", ADAPTER_MAX_CONNECTIONS: "10" }).limits).toMatchObject({ readMaxBytes: 65536, maxConnections: 10 });
+    expect(() => loadConfig({ ADAPTER_READ_MAX_BYTES: "10" })).toThrow(/ADAPTER_READ_MAX_BYTES/);
+    expect(() => loadConfig({ ADAPTER_MAX_CONNECTIONS: "0" })).toThrow(/ADAPTER_MAX_CONNECTIONS/);
+    expect(() => loadConfig({ ADAPTER_HANDSHAKE_TIMEOUT_MS: "40000" })).toThrow(/ADAPTER_HANDSHAKE_TIMEOUT_MS must not exceed ADAPTER_REQUEST_TIMEOUT_MS/);
+    expect(() => loadConfig({ METADATA_MAX_VALUE_CHARS: "x" })).toThrow(/METADATA_MAX_VALUE_CHARS/);
+  });
+
   it("names the variable that is malformed", () => {
     expect(() => loadConfig({ ADAPTER_PORT: "http" })).toThrow(/ADAPTER_PORT/);
     expect(() => loadConfig({ ADAPTER_PRIVATE_KEY: "0x12" })).toThrow(/ADAPTER_PRIVATE_KEY/);
@@ -106,14 +236,28 @@ describe("config", () => {
 
 describe("isDatabaseUnavailable", () => {
   const failover = { code: "P2039", meta: { driverAdapterError: { cause: { code: "57P01" } } } };
+  const unreachable = { code: "P2010", meta: { driverAdapterError: { name: "DriverAdapterError", cause: { kind: "DatabaseNotReachable", host: "127.0.0.1", port: 5 } } } };
+  const pgLost = (message: string) => new Error(message);
   it.each<[unknown, boolean, string]>([
     [{ code: "P1001" }, true, "can not reach the server"],
     [{ code: "P2024" }, true, "pool timeout"],
     [failover, true, "connection terminated by a failover"],
+    [unreachable, true, "a raw query while the server is down: a driver adapter kind, no SQLSTATE"],
+    [{ code: "P2010", meta: { driverAdapterError: { cause: { kind: "ConnectionClosed" } } } }, true, "connection reset"],
+    [pgLost("Client has encountered a connection error and is not queryable"), true, "pg, no SQLSTATE: a transaction's client after the server went away"],
+    [pgLost("Connection terminated unexpectedly"), true, "pg, no SQLSTATE: the query running when it went away"],
+    [{ code: "57P03", message: "the database system is starting up" }, true, "raw pg error: starting up"],
+    [Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5"), { code: "ECONNREFUSED" }), true, "raw socket error"],
+    [new Error("migration failed", { cause: Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }) }), true, "a socket error as the cause"],
     [{ code: "P2010", meta: { driverAdapterError: { cause: { code: "40P01" } } } }, true, "deadlock"],
     [{ code: "P2002" }, false, "unique violation: a bug or a conflict, not an outage"],
+    [{ code: "P2010", meta: { driverAdapterError: { cause: { kind: "UniqueConstraintViolation", originalCode: "23505" } } } }, false, "a mapped constraint error"],
     [{ code: "P2010", meta: { driverAdapterError: { cause: { code: "22P02" } } } }, false, "bad input syntax"],
+    [pgLost("Connection terminated unexpectedly, said the user"), false, "only pg's exact messages"],
+    [new TypeError("Connection terminated unexpectedly"), false, "a TypeError is a bug"],
     [new Error("boom"), false, "anything else"],
+    ["Connection terminated unexpectedly", false, "a string is not an error"],
+    [null, false, "null"],
   ])("%j -> %s (%s)", (err, expected, _why) => {
     expect(isDatabaseUnavailable(err)).toBe(expected);
   });

@@ -61,6 +61,7 @@ describe("gRPC server reflection", () => {
   it("lets buf curl list the methods", async () => {
     const methods = (await bufCurl("--list-methods", url)).trim().split("\n");
     expect(methods.filter((m) => m.startsWith("cashback.")).sort()).toEqual([
+      "cashback.blockchain.v1.BlockchainService/Clawback",
       "cashback.blockchain.v1.BlockchainService/GetBalance",
       "cashback.blockchain.v1.BlockchainService/GetTransaction",
       "cashback.blockchain.v1.BlockchainService/MintBatch",

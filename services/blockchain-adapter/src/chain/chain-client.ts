@@ -14,8 +14,9 @@ import { privateKeyToAccount } from "viem/accounts";
 import type { CircuitBreakerPolicy } from "cockatiel";
 import { cashbackTokenAbi, readDeployment } from "@cashback/token";
 import type { Metrics } from "../metrics.ts";
+import { chainDown } from "./circuit-breaker.ts";
 import { asContractRejection } from "./rpc-errors.ts";
-import { encodeMints, type MintCall, type TxKind } from "./token-calls.ts";
+import { encodeClawback, encodeMints, type ClawbackCall, type MintCall, type TxKind } from "./token-calls.ts";
 
 export interface PreparedTx {
   kind: TxKind;
@@ -62,9 +63,21 @@ export class ChainClient {
   readonly token: Address;
   readonly deployBlock: bigint;
   private readonly logSpan: bigint;
+  private readonly breaker: CircuitBreakerPolicy;
+  /** The highest block number the node has told us. */
+  private lastSeenHead = 0n;
 
-  private constructor(client: PublicClient, signer: PrivateKeyAccount, chainId: number, token: Address, deployBlock: bigint, logSpan: bigint) {
+  private constructor(
+    client: PublicClient,
+    signer: PrivateKeyAccount,
+    chainId: number,
+    token: Address,
+    deployBlock: bigint,
+    logSpan: bigint,
+    breaker: CircuitBreakerPolicy,
+  ) {
     this.logSpan = logSpan;
+    this.breaker = breaker;
     this.client = client;
     this.signer = signer;
     this.chainId = chainId;
@@ -100,7 +113,7 @@ export class ChainClient {
     }
     const code = await client.getCode({ address: token });
     if (!code || code === "0x") throw new Error(`no contract at ${token} on chain ${chainId}: deploy the token first`);
-    return new ChainClient(client, privateKeyToAccount(opts.signerKey), chainId, token, deployBlock, BigInt(opts.logQueryBlocks));
+    return new ChainClient(client, privateKeyToAccount(opts.signerKey), chainId, token, deployBlock, BigInt(opts.logQueryBlocks), opts.breaker);
   }
 
   get signerAddress(): Address {
@@ -129,8 +142,18 @@ export class ChainClient {
   }
 
   /** Encodes and prices the mints; a mint the contract would reject throws here, before signing. */
-  async prepareMints(mints: readonly MintCall[], nonce: bigint): Promise<PreparedTx> {
+  prepareMints(mints: readonly MintCall[], nonce: bigint): Promise<PreparedTx> {
     const { kind, data } = encodeMints(mints);
+    return this.prepareCall(kind, data, nonce);
+  }
+
+  /** Encodes and prices a clawback; a refusal (used refId, low balance) throws here, before signing. */
+  prepareClawback(clawback: ClawbackCall, nonce: bigint): Promise<PreparedTx> {
+    const { kind, data } = encodeClawback(clawback);
+    return this.prepareCall(kind, data, nonce);
+  }
+
+  private async prepareCall(kind: TxKind, data: Hex, nonce: bigint): Promise<PreparedTx> {
     const [estimate, fees] = await Promise.all([
       // The address, not the local account: viem would otherwise fetch chain id, nonce and fees
       // one after another to fill a transaction that estimation does not need.
@@ -185,24 +208,48 @@ export class ChainClient {
     );
   }
 
-  blockNumber(): Promise<bigint> {
-    return this.client.getBlockNumber({ cacheTime: 0 });
+  async blockNumber(): Promise<bigint> {
+    const head = await this.client.getBlockNumber({ cacheTime: 0 });
+    if (head > this.lastSeenHead) this.lastSeenHead = head;
+    return head;
+  }
+
+  /**
+   * The chain's head when the node answers within `waitMs`, else the highest block it told us
+   * before: for answers the database can give without the chain (e.g. a confirmed mint's
+   * confirmations, which then count at least up to what we saw).
+   */
+  async headOrLastSeen(waitMs = 1_000): Promise<bigint> {
+    if (chainDown(this.breaker)) return this.lastSeenHead;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, waitMs, undefined)));
+    const head = await Promise.race([this.blockNumber().catch(() => undefined), late]);
+    clearTimeout(timer);
+    return head ?? this.lastSeenHead;
   }
 
   /** Whether each id is used, in order; "pending" also counts transactions in the mempool. */
-  async mintIdsUsed(mintIds: readonly Hex[], blockTag: "latest" | "pending" = "latest"): Promise<boolean[]> {
+  mintIdsUsed(mintIds: readonly Hex[], blockTag: "latest" | "pending" = "latest"): Promise<boolean[]> {
+    return this.idsUsed("mintIdUsed", mintIds, blockTag);
+  }
+
+  /** Whether each clawback refId is used, in order; "pending" also counts the mempool. */
+  refIdsUsed(refIds: readonly Hex[], blockTag: "latest" | "pending" = "latest"): Promise<boolean[]> {
+    return this.idsUsed("refIdUsed", refIds, blockTag);
+  }
+
+  private async idsUsed(functionName: "mintIdUsed" | "refIdUsed", ids: readonly Hex[], blockTag: "latest" | "pending"): Promise<boolean[]> {
     const used: boolean[] = [];
-    for (let i = 0; i < mintIds.length; i += 50) {
-      const chunk = mintIds.slice(i, i + 50); // bounded fan-out towards the node
-      used.push(
-        ...(await Promise.all(
-          chunk.map((mintId) =>
-            this.client.readContract({ address: this.token, abi: cashbackTokenAbi, functionName: "mintIdUsed", args: [mintId], blockTag }),
-          ),
-        )),
-      );
+    for (let i = 0; i < ids.length; i += 50) {
+      const chunk = ids.slice(i, i + 50); // bounded fan-out towards the node
+      used.push(...(await Promise.all(chunk.map((id) => this.client.readContract({ address: this.token, abi: cashbackTokenAbi, functionName, args: [id], blockTag })))));
     }
     return used;
+  }
+
+  /** The holder's balance at a given block (e.g. the block where a clawback reverted). */
+  balanceAt(address: Address, blockNumber: bigint): Promise<bigint> {
+    return this.client.readContract({ address: this.token, abi: cashbackTokenAbi, functionName: "balanceOf", args: [address], blockNumber });
   }
 
   /**
@@ -210,27 +257,43 @@ export class ChainClient {
    * read newest first in spans of `logSpan` blocks (providers cap eth_getLogs ranges), stopping
    * once every id is found.
    */
-  async findMints(mintIds: readonly Hex[]): Promise<Map<Hex, { txHash: Hash; blockNumber: bigint }>> {
-    const found = new Map<Hex, { txHash: Hash; blockNumber: bigint }>();
-    const wanted = new Set(mintIds);
+  findMints(mintIds: readonly Hex[]): Promise<Map<Hex, FoundEvent>> {
+    return this.findEvents(mintIds, (from, to, wanted) =>
+      this.client
+        .getContractEvents({ address: this.token, abi: cashbackTokenAbi, eventName: "CashbackMinted", args: { mintId: wanted }, fromBlock: from, toBlock: to })
+        .then((logs) => logs.map((l) => ({ id: l.args.mintId, txHash: l.transactionHash, blockNumber: l.blockNumber }))),
+    );
+  }
+
+  /** The mined transactions that clawed back these refIds (CashbackClawedBack), like findMints. */
+  findClawbacks(refIds: readonly Hex[]): Promise<Map<Hex, FoundEvent>> {
+    return this.findEvents(refIds, (from, to, wanted) =>
+      this.client
+        .getContractEvents({ address: this.token, abi: cashbackTokenAbi, eventName: "CashbackClawedBack", args: { refId: wanted }, fromBlock: from, toBlock: to })
+        .then((logs) => logs.map((l) => ({ id: l.args.refId, txHash: l.transactionHash, blockNumber: l.blockNumber }))),
+    );
+  }
+
+  private async findEvents(
+    ids: readonly Hex[],
+    query: (from: bigint, to: bigint, wanted: Hex[]) => Promise<{ id: Hex | undefined; txHash: Hash; blockNumber: bigint }[]>,
+  ): Promise<Map<Hex, FoundEvent>> {
+    const found = new Map<Hex, FoundEvent>();
+    const wanted = new Set(ids);
     let to = wanted.size ? await this.blockNumber() : -1n;
     while (wanted.size > 0 && to >= this.deployBlock) {
       const from = to - this.logSpan + 1n > this.deployBlock ? to - this.logSpan + 1n : this.deployBlock;
-      const logs = await this.client.getContractEvents({
-        address: this.token,
-        abi: cashbackTokenAbi,
-        eventName: "CashbackMinted",
-        args: { mintId: [...wanted] },
-        fromBlock: from,
-        toBlock: to,
-      });
-      for (const log of logs) {
-        const id = log.args.mintId;
-        if (id && wanted.delete(id)) found.set(id, { txHash: log.transactionHash, blockNumber: log.blockNumber });
+      for (const hit of await query(from, to, [...wanted])) {
+        if (hit.id && wanted.delete(hit.id)) found.set(hit.id, { txHash: hit.txHash, blockNumber: hit.blockNumber });
       }
       to = from - 1n;
     }
     return found;
   }
+}
 
+/** Where an event of ours was mined. */
+export interface FoundEvent {
+  txHash: Hash;
+  blockNumber: bigint;
 }

@@ -26,8 +26,9 @@ export async function ensureChainContinuity(db: Db, chain: ChainClient, logger: 
   }
   await db.$transaction([
     db.mint.deleteMany({}),
+    db.clawback.deleteMany({}),
     db.blockchainTransaction.deleteMany({}),
     db.walletNonce.deleteMany({ where: { chainId: chain.chainId } }),
   ]);
-  logger.warn({ chainId: chain.chainId }, `${what}: the local chain was restarted; cleared the adapter's mint records`);
+  logger.warn({ chainId: chain.chainId }, `${what}: the local chain was restarted; cleared the adapter's mint and clawback records`);
 }

@@ -26,3 +26,8 @@ export function createChainBreaker(
   });
   return breaker;
 }
+
+/** Whether the breaker fails chain calls at once (open, or isolated by an operator). */
+export function chainDown(breaker: CircuitBreakerPolicy): boolean {
+  return breaker.state === CircuitState.Open || breaker.state === CircuitState.Isolated;
+}

@@ -31,9 +31,12 @@ export class ContractRejectedError extends Error {
   override name = "ContractRejectedError";
   /** The custom error's name, e.g. "MintIdAlreadyUsed", or "execution reverted". */
   readonly reason: string;
-  constructor(reason: string) {
+  /** The custom error's arguments, e.g. ERC20InsufficientBalance(sender, balance, needed). */
+  readonly args: readonly unknown[];
+  constructor(reason: string, args: readonly unknown[] = []) {
     super(`the token contract rejected the call: ${reason}`);
     this.reason = reason;
+    this.args = args;
   }
 }
 
@@ -44,7 +47,8 @@ export function asContractRejection(err: unknown): ContractRejectedError | undef
   const data = withData ? revertData(withData) : undefined;
   if (data && data.length >= 10) {
     try {
-      return new ContractRejectedError(decodeErrorResult({ abi: cashbackTokenAbi, data }).errorName);
+      const decoded = decodeErrorResult({ abi: cashbackTokenAbi, data });
+      return new ContractRejectedError(decoded.errorName, (decoded.args ?? []) as readonly unknown[]);
     } catch {
       // not one of ours (e.g. a panic code): fall through
     }
@@ -61,8 +65,21 @@ function revertData(e: unknown): Hex | undefined {
   return typeof nested === "string" && nested.startsWith("0x") ? (nested as Hex) : undefined;
 }
 
-/** First line of an error's message: enough for a log or a client, without viem's long dumps. */
+/**
+ * One line of an error's message, at most 300 characters: enough for a log or a client, without
+ * viem's long dumps. Prisma's messages start with a blank line and the call site; their last line
+ * says what happened. Never throws, whatever is thrown at it.
+ */
 export function shortMessage(err: unknown): string {
-  if (err instanceof BaseError) return err.shortMessage;
-  return err instanceof Error ? err.message.split("\n")[0]! : String(err);
+  try {
+    let text: string;
+    if (err instanceof BaseError) text = err.shortMessage;
+    else if (err instanceof Error && typeof err.message === "string") {
+      const lines = err.message.split("\n").map((l) => l.trim()).filter(Boolean);
+      text = (/^Invalid `/.test(lines[0] ?? "") ? lines.at(-1) : lines[0]) ?? err.name;
+    } else text = String(err);
+    return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+  } catch {
+    return "(unprintable error)";
+  }
 }

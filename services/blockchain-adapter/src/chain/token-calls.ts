@@ -7,8 +7,14 @@ export interface MintCall {
   mintId: Hex;
 }
 
+export interface ClawbackCall {
+  from: Address;
+  amountWei: bigint;
+  refId: Hex;
+}
+
 /** What a transaction of ours does; a nonce filler is a 0-value self-transfer closing a nonce gap. */
-export type TxKind = "mint" | "mint_batch" | "nonce_filler";
+export type TxKind = "mint" | "mint_batch" | "clawback" | "nonce_filler";
 
 /** One mint uses `mint` (a replay reverts before broadcast); several share one `mintBatch`. */
 export function encodeMints(mints: readonly MintCall[]): { kind: TxKind; data: Hex } {
@@ -25,6 +31,26 @@ export function encodeMints(mints: readonly MintCall[]): { kind: TxKind; data: H
       args: [mints.map((m) => m.to), mints.map((m) => m.amountWei), mints.map((m) => m.mintId)],
     }),
   };
+}
+
+/** One clawback per transaction: clawbacks are rare, and a refused one then fails alone. */
+export function encodeClawback(c: ClawbackCall): { kind: TxKind; data: Hex } {
+  return { kind: "clawback", data: encodeFunctionData({ abi: cashbackTokenAbi, functionName: "clawback", args: [c.from, c.amountWei, c.refId] }) };
+}
+
+/** The refIds a receipt clawed back (CashbackClawedBack events of the token). */
+export function clawbackOutcomes(token: Address, logs: readonly Log[]): Set<Hex> {
+  const clawedBack = new Set<Hex>();
+  for (const log of logs) {
+    if (!isAddressEqual(log.address, token)) continue;
+    try {
+      const event = decodeEventLog({ abi: cashbackTokenAbi, data: log.data, topics: log.topics });
+      if (event.eventName === "CashbackClawedBack") clawedBack.add(event.args.refId);
+    } catch {
+      // other events
+    }
+  }
+  return clawedBack;
 }
 
 /** Which mint ids a receipt minted and which the contract skipped as already used. */

@@ -1,4 +1,4 @@
-/** In-process wake-ups for callers waiting on mints to reach a final state. */
+/** In-process wake-ups for callers waiting on mints or clawbacks to reach a final state. */
 export class Completions {
   private readonly waiters = new Map<string, Set<() => void>>();
 
@@ -13,13 +13,20 @@ export class Completions {
 
   /**
    * Resolves when any of `keys` is notified, or after `ms`. Register before reading the state
-   * you wait on, so a notification between the read and the wait is not missed.
+   * you wait on, so a notification between the read and the wait is not missed. Every way out
+   * unregisters the waiter, and a key whose last waiter leaves is forgotten: nothing is kept
+   * per key once nobody waits on it.
    */
   wait(keys: readonly string[], ms: number): Promise<void> {
     return new Promise((resolve) => {
       const wake = () => {
         clearTimeout(timer);
-        for (const key of keys) this.waiters.get(key)?.delete(wake);
+        for (const key of keys) {
+          const set = this.waiters.get(key);
+          if (!set) continue;
+          set.delete(wake);
+          if (set.size === 0) this.waiters.delete(key);
+        }
         resolve();
       };
       const timer = setTimeout(wake, ms);
@@ -29,5 +36,10 @@ export class Completions {
         set.add(wake);
       }
     });
+  }
+
+  /** How many keys have someone waiting (for tests and metrics). */
+  get size(): number {
+    return this.waiters.size;
   }
 }

@@ -3,7 +3,9 @@ import type { Hex } from "viem";
 import type { Logger } from "@cashback/runtime";
 import type { ChainClient, SignedTx } from "../chain/chain-client.ts";
 import { ContractRejectedError, isCircuitOpen, isNonceError, isTransportError, shortMessage } from "../chain/rpc-errors.ts";
-import { fromDecimal, type Db, type Tx } from "../db.ts";
+import { clawbackStore } from "../clawbacks/clawback-store.ts";
+import { fromDecimal, isDatabaseUnavailable, type Db, type Tx } from "../db.ts";
+import { backoffMs, FailureStreak } from "../failure-streak.ts";
 import type { Metrics } from "../metrics.ts";
 import type { NonceStore } from "../nonces/nonce-store.ts";
 import type { Completions } from "./completions.ts";
@@ -18,15 +20,23 @@ interface PendingRow {
   amount_wei: unknown;
 }
 
+interface PendingClawbackRow {
+  idempotency_key: string;
+  ref_id: string;
+  from_address: string;
+  amount_wei: unknown;
+}
+
 /**
- * The only sender of mint transactions. Each round, in one database transaction: claim PENDING
- * mints (SKIP LOCKED, so several adapters share the work), lock the wallet's nonce row, sign a
- * `mint`/`mintBatch`, record it, and broadcast it before committing. Whatever queued up while
- * one round ran goes out in the next round's batch.
+ * The only sender of mint and clawback transactions. Each round, in one database transaction:
+ * claim PENDING mints (SKIP LOCKED, so several adapters share the work), lock the wallet's nonce
+ * row, sign a `mint`/`mintBatch`, record it, and broadcast it before committing. Whatever queued
+ * up while one round ran goes out in the next round's batch. Then, the same way, one PENDING
+ * clawback in a `clawback` transaction of its own (clawbacks are rare).
  *
- * A crash between broadcast and commit loses the record but not the mint ids: the next round
- * after any doubtful failure first asks the contract which ids are used and settles those from
- * their CashbackMinted events instead of sending them again.
+ * A crash between broadcast and commit loses the record but not the mint ids or refIds: the next
+ * round after any doubtful failure first asks the contract which ids are used and settles those
+ * from their CashbackMinted / CashbackClawedBack events instead of sending them again.
  */
 export class MintDispatcher {
   private readonly deps: {
@@ -40,6 +50,8 @@ export class MintDispatcher {
     metrics: Metrics;
     batchMax: number;
     batchWindowMs: number;
+    /** Longest wait between failed rounds (default 5 s); no use waiting longer than the breaker does. */
+    maxBackoffMs?: number;
   };
   private running = false;
   private loop?: Promise<void>;
@@ -54,11 +66,15 @@ export class MintDispatcher {
   private inDoubt = false;
   /** Keys whose mint id is used on chain by a transaction not yet mined: not to be sent again. */
   private awaitingChain = new Set<string>();
+  /** The same for clawback keys whose refId is used by a transaction not yet mined. */
+  private awaitingClawbacks = new Set<string>();
   private awaitCheckedAt = 0;
   private resyncNonce = false;
+  private readonly streak: FailureStreak;
 
   constructor(deps: MintDispatcher["deps"]) {
     this.deps = deps;
+    this.streak = new FailureStreak(deps.logger, "mint dispatcher");
   }
 
   start(): void {
@@ -98,11 +114,18 @@ export class MintDispatcher {
         }
         const handled = await this.round();
         failures = 0;
+        this.streak.succeeded();
         if (handled > 0) this.nudged = true; // there may be more
       } catch (err) {
+        // Whatever failed (any value may be thrown), the loop goes on after a backoff: it is
+        // the only sender, and nothing it meets may end the process.
         failures++;
-        this.onRoundError(err);
-        await this.idle(backoffMs(failures));
+        try {
+          this.onRoundError(err);
+        } catch {
+          // logging never throws; this only keeps a future mistake in onRoundError harmless
+        }
+        await this.idle(backoffMs(failures, 100, this.deps.maxBackoffMs ?? 5_000));
       }
     }
   }
@@ -121,38 +144,47 @@ export class MintDispatcher {
   }
 
   private onRoundError(err: unknown): void {
-    const { logger } = this.deps;
+    const { streak } = this;
     if (isNonceError(err)) {
       this.resyncNonce = true;
-      logger.warn({ err: shortMessage(err) }, "node rejected the nonce; resyncing");
+      streak.failed("nonce", { err: shortMessage(err) }, "node rejected the nonce; resyncing");
     } else if (err instanceof TokenPausedError) {
-      logger.warn("the token contract is paused; mints wait until it is unpaused");
+      streak.failed("paused", {}, "the token contract is paused; mints wait until it is unpaused");
     } else if (isCircuitOpen(err)) {
-      logger.debug("chain circuit open; mints wait");
+      streak.failed("chain", {}, "chain circuit open; mints wait");
     } else if (isTransportError(err)) {
       this.resyncNonce = true;
-      logger.warn({ err: shortMessage(err) }, "chain unreachable; mints wait");
+      streak.failed("chain", { err: shortMessage(err) }, "chain unreachable; mints wait");
+    } else if (isDatabaseUnavailable(err)) {
+      this.resyncNonce = true;
+      streak.failed("database", { err: shortMessage(err) }, "database unavailable; mints wait");
     } else {
       this.resyncNonce = true;
-      logger.error({ err }, "mint round failed");
+      streak.failed("unknown", { err }, "mint round failed; retrying with backoff", "error");
     }
   }
 
-  /** One batch: returns how many mints it handled (0 when there was nothing to do). */
+  /** One batch of mints, then one clawback: returns how many it handled (0 when there was nothing to do). */
   private async round(): Promise<number> {
     if (this.checkRequested || this.inDoubt) {
       this.checkRequested = false; // a request arriving from here on is kept for the next round
       try {
         await this.reconcileWithChain("queue");
+        await this.reconcileClawbacks("queue");
       } catch (err) {
         this.checkRequested = true;
         throw err;
       }
       this.inDoubt = false;
-    } else if (this.awaitingChain.size > 0 && Date.now() - this.awaitCheckedAt >= 1_000) {
-      await this.reconcileWithChain("awaiting"); // only the held-back keys, once a second
+    } else if (this.awaitingChain.size + this.awaitingClawbacks.size > 0 && Date.now() - this.awaitCheckedAt >= 1_000) {
+      // only the held-back keys, once a second
+      if (this.awaitingChain.size > 0) await this.reconcileWithChain("awaiting");
+      if (this.awaitingClawbacks.size > 0) await this.reconcileClawbacks("awaiting");
     }
+    return (await this.mintRound()) + (await this.clawbackRound());
+  }
 
+  private async mintRound(): Promise<number> {
     const { db, chain, logger } = this.deps;
     let sent: { signed: SignedTx; txId: bigint; keys: string[] } | undefined;
     let finished: string[] = [];
@@ -247,6 +279,112 @@ export class MintDispatcher {
   }
 
   /**
+   * One PENDING clawback in a transaction of its own, under the nonce lock like a mint batch.
+   * A refusal in gas estimation settles it before anything is signed (see rejectClawback).
+   */
+  private async clawbackRound(): Promise<number> {
+    const { db, chain, logger } = this.deps;
+    let sent: { signed: SignedTx; txId: bigint; key: string } | undefined;
+    let finished: string[] = [];
+    const handled = await db.$transaction(
+      async (tx) => {
+        const [row] = await tx.$queryRaw<PendingClawbackRow[]>`
+          SELECT idempotency_key, ref_id, from_address, amount_wei FROM clawbacks
+          WHERE status = 'PENDING' AND NOT (idempotency_key = ANY(${[...this.awaitingClawbacks]}))
+          ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED`;
+        if (!row) return 0;
+        const nonce = await this.deps.nonces.lock(tx);
+        let prepared;
+        try {
+          prepared = await chain.prepareClawback(toClawbackCall(row), nonce);
+        } catch (err) {
+          if (!(err instanceof ContractRejectedError)) throw err;
+          if (err.reason === "EnforcedPause") throw new TokenPausedError(); // a halt, not a verdict
+          finished = await this.rejectClawback(tx, row, err);
+          return 1;
+        }
+        const signed = await chain.sign(prepared);
+        const created = await tx.blockchainTransaction.create({ data: txRow(chain, signed) });
+        await clawbackStore.submitted(tx, row.idempotency_key, created.id);
+        await this.deps.nonces.advance(tx, signed.nonce);
+        // From here a failure may leave the transaction on chain without our record of it.
+        this.inDoubt = true;
+        await chain.broadcast(signed.raw);
+        sent = { signed, txId: created.id, key: row.idempotency_key };
+        return 1;
+      },
+      { timeout: 60_000, maxWait: 10_000 },
+    );
+    this.inDoubt = false;
+    this.deps.completions.notify(finished);
+    if (sent) {
+      this.deps.metrics.transactions.inc({ event: "sent" });
+      logger.debug({ tx: sent.signed.hash, nonce: sent.signed.nonce.toString(), clawback: sent.key }, "clawback transaction sent");
+      this.deps.receipts.watch(sent.txId, sent.signed.hash);
+    }
+    return handled;
+  }
+
+  /** reconcileWithChain for clawbacks: refIds used on chain are settled from their events or held back. */
+  private async reconcileClawbacks(scope: "queue" | "awaiting"): Promise<void> {
+    const { db, chain, settlement } = this.deps;
+    this.awaitCheckedAt = Date.now();
+    const held = [...this.awaitingClawbacks];
+    const settled = await db.$transaction(
+      async (tx) => {
+        const queued =
+          scope === "queue"
+            ? await tx.$queryRaw<PendingClawbackRow[]>`
+                SELECT idempotency_key, ref_id, from_address, amount_wei FROM clawbacks
+                WHERE status = 'PENDING' ORDER BY created_at LIMIT 500 FOR UPDATE SKIP LOCKED`
+            : await tx.$queryRaw<PendingClawbackRow[]>`
+                SELECT idempotency_key, ref_id, from_address, amount_wei FROM clawbacks
+                WHERE status = 'PENDING' AND idempotency_key = ANY(${held}) FOR UPDATE SKIP LOCKED`;
+        if (queued.length === 0) {
+          this.awaitingClawbacks = new Set();
+          return [] as string[];
+        }
+        const used = await chain.refIdsUsed(queued.map((r) => r.ref_id as Hex), "pending");
+        const onChain = queued.filter((_, i) => used[i]);
+        const mined = await chain.refIdsUsed(onChain.map((r) => r.ref_id as Hex), "latest");
+        const findable = onChain.filter((_, i) => mined[i]);
+        const done = await settlement.settleClawedBack(tx, findable.map(toClawbackRef)).catch((err: unknown) => {
+          this.deps.logger.warn({ err: shortMessage(err) }, "could not look up clawbacks on chain; holding them back");
+          return [] as string[];
+        });
+        this.awaitingClawbacks = new Set(onChain.map((r) => r.idempotency_key).filter((k) => !done.includes(k)));
+        return done;
+      },
+      { timeout: 60_000, maxWait: 10_000 },
+    );
+    this.deps.completions.notify(settled);
+  }
+
+  /**
+   * Records a clawback's refusal. `ClawbackAlreadyApplied` is never final: some transaction
+   * (perhaps one still in the mempool) used the refId, so it is settled from its event now or
+   * later. A balance below the amount is final (INSUFFICIENT_BALANCE), as is any other refusal
+   * (REVERTED). Returns the keys that reached a final state.
+   */
+  private async rejectClawback(tx: Tx, row: PendingClawbackRow, err: ContractRejectedError): Promise<string[]> {
+    const key = row.idempotency_key;
+    if (err.reason === "ClawbackAlreadyApplied") {
+      const settled = await this.deps.settlement.settleClawedBack(tx, [toClawbackRef(row)]).catch(() => [] as string[]);
+      if (settled.length === 0) this.awaitingClawbacks.add(key); // looked up again later
+      return settled;
+    }
+    if (err.reason === "ERC20InsufficientBalance") {
+      const [, balance, needed] = err.args;
+      await clawbackStore.failed(tx, key, "INSUFFICIENT_BALANCE", `the holder holds ${String(balance)} wei, less than the ${String(needed)} wei to claw back`);
+    } else {
+      await clawbackStore.failed(tx, key, "REVERTED", `the token contract rejected the clawback: ${err.reason}`);
+    }
+    this.deps.metrics.clawbacks.inc({ status: "failed" });
+    this.deps.logger.warn({ key, reason: err.reason }, "clawback rejected by the contract");
+    return [key];
+  }
+
+  /**
    * Records refusals. `MintIdAlreadyUsed` is never final: the id was minted by some transaction
    * (perhaps one still in the mempool), so the mint is settled from its event now or later.
    * Returns the keys that reached a final state.
@@ -286,9 +424,5 @@ class TokenPausedError extends Error {
 
 const toCall = (r: PendingRow) => ({ to: r.to_address as Hex, amountWei: fromDecimal(r.amount_wei as never), mintId: r.mint_id as Hex });
 const toMintRef = (r: PendingRow) => ({ idempotencyKey: r.idempotency_key, mintId: r.mint_id });
-
-/** Exponential backoff with full jitter, capped at 5 s. */
-export function backoffMs(failures: number, baseMs = 100, capMs = 5_000): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(failures, 16));
-  return Math.floor(Math.random() * ceiling) + 1;
-}
+const toClawbackCall = (r: PendingClawbackRow) => ({ from: r.from_address as Hex, amountWei: fromDecimal(r.amount_wei as never), refId: r.ref_id as Hex });
+const toClawbackRef = (r: PendingClawbackRow) => ({ idempotencyKey: r.idempotency_key, refId: r.ref_id });

@@ -1,13 +1,12 @@
 import type { CircuitBreakerPolicy } from "cockatiel";
-import { CircuitState } from "cockatiel";
-import { isHash } from "viem";
-import type { ChainClient } from "../chain/chain-client.ts";
+import { chainDown } from "../chain/circuit-breaker.ts";
 import { AdapterError, invalidArgument } from "../errors.ts";
-import { fromDecimal, toDecimal, type Db } from "../db.ts";
+import { fromDecimal, RECORD_TX, toDecimal, type Db } from "../db.ts";
+import { DEFAULT_METADATA_LIMITS, type MetadataLimits } from "../validation.ts";
 import type { Completions } from "./completions.ts";
 import type { MintDispatcher } from "./dispatcher.ts";
 import { parseMintRequest, sameMint, type MintRequest } from "./mint-request.ts";
-import { toMintResult, toTransactionView, type MintResult, type TransactionView } from "./views.ts";
+import { toMintResult, type MintResult } from "./views.ts";
 
 export const MAX_BATCH = 200;
 type MintInput = Parameters<typeof parseMintRequest>[0];
@@ -19,11 +18,11 @@ type MintInput = Parameters<typeof parseMintRequest>[0];
 export class MintService {
   private readonly deps: {
     db: Db;
-    chain: ChainClient;
     breaker: CircuitBreakerPolicy;
     dispatcher: MintDispatcher;
     completions: Completions;
     receiptTimeoutMs: number;
+    metadataLimits?: MetadataLimits;
   };
 
   constructor(deps: MintService["deps"]) {
@@ -39,10 +38,11 @@ export class MintService {
   async mintMany(inputs: MintInput[], signal?: AbortSignal): Promise<MintResult[]> {
     if (inputs.length === 0) throw invalidArgument("mints must not be empty");
     if (inputs.length > MAX_BATCH) throw invalidArgument(`at most ${MAX_BATCH} mints per batch`);
-    const requests = inputs.map(parseMintRequest);
+    const limits = this.deps.metadataLimits ?? DEFAULT_METADATA_LIMITS;
+    const requests = inputs.map((input) => parseMintRequest(input, limits));
     const keys = requests.map((r) => r.idempotencyKey);
     if (new Set(keys).size !== keys.length) throw invalidArgument("idempotency keys in one batch must be distinct");
-    this.failFastWhenChainDown();
+    await this.failFastWhenChainDown(keys);
 
     const fresh = await this.record(requests);
     if (fresh.size > 0) this.deps.dispatcher.nudge();
@@ -50,46 +50,19 @@ export class MintService {
     return keys.map((key) => toMintResult(rows.get(key)!, !fresh.has(key)));
   }
 
-  async getTransaction(lookup: { idempotencyKey?: string; txHash?: string }): Promise<TransactionView> {
-    const { db } = this.deps;
-    let tx;
-    if (lookup.txHash !== undefined) {
-      if (!isHash(lookup.txHash)) throw invalidArgument("tx_hash must be 32 bytes of 0x-hex");
-      tx = await db.blockchainTransaction.findUnique({ where: { txHash: lookup.txHash.toLowerCase() }, include: { mints: true } });
-      if (!tx) throw new AdapterError("not_found", "NOT_FOUND", `no transaction ${lookup.txHash}`);
-    } else if (lookup.idempotencyKey !== undefined) {
-      const mint = await db.mint.findUnique({ where: { idempotencyKey: lookup.idempotencyKey } });
-      if (!mint) throw new AdapterError("not_found", "NOT_FOUND", `no mint with idempotency key "${lookup.idempotencyKey}"`);
-      if (mint.transactionId === null) return toTransactionView(undefined, [mint], 0n);
-      tx = await db.blockchainTransaction.findUniqueOrThrow({ where: { id: mint.transactionId }, include: { mints: true } });
-    } else {
-      throw invalidArgument("give idempotency_key or tx_hash");
-    }
-    if (tx.status === "REPLACED" || tx.status === "DROPPED") {
-      // Answer for the transaction that took its nonce (and its mints), if it is ours.
-      const successor = await db.blockchainTransaction.findFirst({
-        where: { chainId: tx.chainId, fromAddress: tx.fromAddress, nonce: tx.nonce, status: { in: ["CONFIRMED", "FAILED", "SUBMITTED"] } },
-        orderBy: [{ blockNumber: { sort: "desc", nulls: "last" } }, { id: "desc" }],
-        include: { mints: true },
-      });
-      if (successor) tx = successor;
-    }
-    const latest = tx.blockNumber === null ? 0n : await this.deps.chain.blockNumber();
-    return toTransactionView(tx, tx.mints, latest);
-  }
-
-  private chainDown(): boolean {
-    return this.deps.breaker.state === CircuitState.Open || this.deps.breaker.state === CircuitState.Isolated;
-  }
-
-  /** New work is refused while the breaker is open: it waits in the caller's queue instead. */
-  private failFastWhenChainDown(): void {
-    if (this.chainDown()) {
+  /**
+   * New work is refused while the breaker is open: it waits in the caller's queue instead. Keys
+   * we already hold are answered from the database (their stored state), chain or no chain.
+   */
+  private async failFastWhenChainDown(keys: string[]): Promise<void> {
+    if (!chainDown(this.deps.breaker)) return;
+    const known = await this.deps.db.mint.count({ where: { idempotencyKey: { in: keys } } });
+    if (known < keys.length) {
       throw new AdapterError("unavailable", "CIRCUIT_OPEN", "the chain is unreachable (circuit breaker open); try again later");
     }
   }
 
-  /** Inserts the new keys; returns which were new. A known key with other parameters is refused. */
+  /** Inserts the new keys; returns which were new. A known key with other parameters, or a clawback's key, is refused. */
   private async record(requests: MintRequest[]): Promise<Set<string>> {
     return this.deps.db.$transaction(async (tx) => {
       const created = await tx.mint.createManyAndReturn({
@@ -104,6 +77,9 @@ export class MintService {
         select: { idempotencyKey: true },
       });
       const fresh = new Set(created.map((c) => c.idempotencyKey));
+      // Keys are one namespace with clawbacks, so GetTransaction by key is never ambiguous.
+      const clash = fresh.size ? await tx.clawback.findFirst({ where: { idempotencyKey: { in: [...fresh] } }, select: { idempotencyKey: true } }) : null;
+      if (clash) throw new AdapterError("already_exists", "IDEMPOTENCY_KEY_REUSED", `idempotency key "${clash.idempotencyKey}" was used for a clawback`);
       const replays = requests.filter((r) => !fresh.has(r.idempotencyKey));
       if (replays.length) {
         const stored = await tx.mint.findMany({ where: { idempotencyKey: { in: replays.map((r) => r.idempotencyKey) } } });
@@ -116,7 +92,7 @@ export class MintService {
         }
       }
       return fresh;
-    });
+    }, RECORD_TX);
   }
 
   /**
@@ -134,7 +110,7 @@ export class MintService {
       const byKey = new Map(rows.map((r) => [r.idempotencyKey, r]));
       const open = rows.filter((r) => r.status === "PENDING" || r.status === "SUBMITTED");
       if (open.length === 0 || Date.now() >= deadline || signal?.aborted) return byKey;
-      if (open.some((r) => r.status === "PENDING") && this.chainDown()) return byKey;
+      if (open.some((r) => r.status === "PENDING") && chainDown(this.deps.breaker)) return byKey;
       waiting = open.map((r) => r.idempotencyKey);
       await woken;
     }

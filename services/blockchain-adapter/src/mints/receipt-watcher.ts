@@ -21,7 +21,9 @@ export class ReceiptWatcher {
   }
 
   watch(txId: bigint, hash: Hash): void {
-    const job = this.follow(txId, hash).catch((err) => this.deps.logger.warn({ tx: hash, err: shortMessage(err) }, "receipt watch failed; the monitor will retry"));
+    const job = this.follow(txId, hash)
+      .catch((err) => this.deps.logger.warn({ tx: hash, err: shortMessage(err) }, "receipt watch failed; the monitor will retry"))
+      .catch(() => {}); // a watch must never become an unhandled rejection
     this.active.add(job);
     void job.finally(() => this.active.delete(job));
   }

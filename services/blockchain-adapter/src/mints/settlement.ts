@@ -2,15 +2,16 @@ import { getAddress, type Hash, type Hex, type TransactionReceipt } from "viem";
 import type { Logger } from "@cashback/runtime";
 import type { ChainClient } from "../chain/chain-client.ts";
 import { shortMessage } from "../chain/rpc-errors.ts";
-import { mintOutcomes } from "../chain/token-calls.ts";
-import { toDecimal, type Db, type Tx } from "../db.ts";
+import { clawbackOutcomes, mintOutcomes } from "../chain/token-calls.ts";
+import { clawbackStore } from "../clawbacks/clawback-store.ts";
+import { fromDecimal, toDecimal, type Db, type Tx } from "../db.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Completions } from "./completions.ts";
 
 /**
- * Moves mints and their transactions to a final state from what the chain says: a receipt of
- * ours, or the CashbackMinted event of a mint id that some earlier transaction (maybe one a
- * crash kept us from recording) already minted.
+ * Moves mints, clawbacks and their transactions to a final state from what the chain says: a
+ * receipt of ours, or the CashbackMinted / CashbackClawedBack event of an id that some earlier
+ * transaction (maybe one a crash kept us from recording) already used.
  */
 export class Settlement {
   private readonly db: Db;
@@ -63,6 +64,9 @@ export class Settlement {
         if (siblings.length) {
           await tx.blockchainTransaction.updateMany({ where: { id: { in: siblings.map((s) => s.id) } }, data: { status: "DROPPED" } });
         }
+        const clawbacks = await this.settleClawbacksOf(tx, txIds, txId, receipt);
+        finished.push(...clawbacks.finished);
+        requeued.push(...clawbacks.requeued);
         const mints = await tx.mint.findMany({ where: { transactionId: { in: txIds }, status: { in: ["PENDING", "SUBMITTED"] } } });
         const requeue = async (rows: typeof mints) => {
           if (rows.length === 0) return;
@@ -115,7 +119,97 @@ export class Settlement {
     this.completions.notify(finished);
   }
 
-  /** Called when mints go back to the queue; the app points it at the dispatcher's chain check. */
+  /**
+   * The clawbacks carried by transaction `txId` (or a sibling with its nonce). A success confirms
+   * those whose refId it clawed back. A revert may mean the refId was used by another transaction
+   * of ours (then that one settles it); otherwise it is final, INSUFFICIENT_BALANCE when the holder
+   * held less than the amount at that block, else REVERTED. When the chain can not be asked, the
+   * clawback goes back to the queue, where the refId check keeps a resend harmless.
+   */
+  private async settleClawbacksOf(tx: Tx, txIds: bigint[], txId: bigint, receipt: TransactionReceipt): Promise<{ finished: string[]; requeued: string[] }> {
+    const open = await tx.clawback.findMany({ where: { transactionId: { in: txIds }, status: { in: ["PENDING", "SUBMITTED"] } } });
+    const finished: string[] = [];
+    const requeued: string[] = [];
+    if (open.length === 0) return { finished, requeued };
+    const requeue = async (keys: string[]) => {
+      await clawbackStore.requeue(tx, keys);
+      requeued.push(...keys);
+    };
+
+    if (receipt.status === "success") {
+      const done = clawbackOutcomes(this.chain.token, receipt.logs);
+      const here = open.filter((c) => done.has(c.refId as Hex)).map((c) => c.idempotencyKey);
+      await clawbackStore.confirmed(tx, here, txId);
+      finished.push(...here);
+      this.metrics.clawbacks.inc({ status: "confirmed" }, here.length);
+      const rest = open.filter((c) => !done.has(c.refId as Hex));
+      const settled = (await this.lookUpClawbacksElsewhere(tx, rest)) ?? [];
+      finished.push(...settled);
+      await requeue(rest.map((c) => c.idempotencyKey).filter((k) => !settled.includes(k)));
+      return { finished, requeued };
+    }
+
+    const settled = await this.lookUpClawbacksElsewhere(tx, open);
+    if (settled === undefined) {
+      await requeue(open.map((c) => c.idempotencyKey));
+      return { finished, requeued };
+    }
+    finished.push(...settled);
+    for (const c of open.filter((c) => !settled.includes(c.idempotencyKey))) {
+      let balance: bigint;
+      try {
+        balance = await this.chain.balanceAt(getAddress(c.fromAddress), receipt.blockNumber);
+      } catch (err) {
+        this.logger.warn({ err: shortMessage(err), key: c.idempotencyKey }, "could not read the holder's balance after a reverted clawback; re-queued");
+        await requeue([c.idempotencyKey]);
+        continue;
+      }
+      const insufficient = balance < fromDecimal(c.amountWei);
+      await clawbackStore.failed(
+        tx,
+        c.idempotencyKey,
+        insufficient ? "INSUFFICIENT_BALANCE" : "REVERTED",
+        `transaction ${receipt.transactionHash} reverted${insufficient ? `: the holder holds ${balance} wei, less than the ${fromDecimal(c.amountWei)} wei to claw back` : ""}`,
+        txId,
+      );
+      this.metrics.clawbacks.inc({ status: "failed" });
+      finished.push(c.idempotencyKey);
+    }
+    return { finished, requeued };
+  }
+
+  private async lookUpClawbacksElsewhere(tx: Tx, clawbacks: readonly { idempotencyKey: string; refId: string }[]): Promise<string[] | undefined> {
+    try {
+      return await this.settleClawedBack(tx, clawbacks);
+    } catch (err) {
+      this.logger.warn({ err: shortMessage(err) }, "could not look up earlier clawbacks on chain");
+      return undefined;
+    }
+  }
+
+  /**
+   * For clawbacks whose refId the contract already holds: links each to the transaction that
+   * clawed it back (recording that transaction if it is not ours on file) and confirms it once
+   * that has the configured confirmations. Returns the keys settled.
+   */
+  async settleClawedBack(tx: Tx, clawbacks: readonly { idempotencyKey: string; refId: string }[]): Promise<string[]> {
+    if (clawbacks.length === 0) return [];
+    const found = await this.chain.findClawbacks(clawbacks.map((c) => c.refId as Hex));
+    const latest = found.size ? await this.chain.blockNumber() : 0n;
+    const settled: string[] = [];
+    for (const clawback of clawbacks) {
+      const hit = found.get(clawback.refId as Hex);
+      if (!hit || latest - hit.blockNumber + 1n < BigInt(this.confirmations)) continue;
+      const txId = await this.ensureMinedTxRow(tx, hit.txHash);
+      await clawbackStore.confirmed(tx, [clawback.idempotencyKey], txId);
+      settled.push(clawback.idempotencyKey);
+      this.logger.info({ key: clawback.idempotencyKey, tx: hit.txHash }, "clawback found on chain; recorded without sending");
+    }
+    this.metrics.clawbacks.inc({ status: "confirmed" }, settled.length);
+    return settled;
+  }
+
+  /** Called when mints or clawbacks go back to the queue; the app points it at the dispatcher's chain check. */
   onRequeued: () => void = () => {};
 
   /** settleMinted, or undefined when the chain could not be asked (e.g. eth_getLogs refused). */

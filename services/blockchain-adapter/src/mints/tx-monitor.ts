@@ -3,7 +3,9 @@ import type { Logger } from "@cashback/runtime";
 import type { ChainClient } from "../chain/chain-client.ts";
 import { isNonceError, shortMessage } from "../chain/rpc-errors.ts";
 import type { TxKind } from "../chain/token-calls.ts";
-import { fromDecimal, type Db } from "../db.ts";
+import { clawbackStore } from "../clawbacks/clawback-store.ts";
+import { fromDecimal, isDatabaseUnavailable, type Db } from "../db.ts";
+import { backoffMs, FailureStreak } from "../failure-streak.ts";
 import type { Metrics } from "../metrics.ts";
 import type { MintDispatcher } from "./dispatcher.ts";
 import type { Settlement } from "./settlement.ts";
@@ -16,7 +18,7 @@ const BUMP_PERCENT = 125n;
  * Looks after transactions that have no recorded receipt yet, oldest nonce first:
  * - a receipt exists (for it or a replacement with its nonce): record it;
  * - its nonce was used by a transaction that is not ours on file: drop it and re-queue its
- *   mints (the dispatcher checks their ids on chain before sending anything again);
+ *   mints and clawback (the dispatcher checks their ids on chain before sending anything again);
  * - the node no longer knows it (dropped from the mempool, node restarted): send the same
  *   signed bytes again, or a replacement if the node refuses them;
  * - the next nonce to be mined, pending longer than `stuckAfterMs`: replace it with the same
@@ -39,20 +41,39 @@ export class TxMonitor {
   };
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
+  private readonly streak: FailureStreak;
 
   constructor(deps: TxMonitor["deps"]) {
     this.deps = deps;
+    this.streak = new FailureStreak(deps.logger, "transaction monitor");
   }
 
   start(): void {
     const tick = () => {
-      this.running = this.check()
-        .catch((err) => this.deps.logger.warn({ err: shortMessage(err) }, "transaction monitor round failed"))
-        .finally(() => {
-          if (this.timer !== undefined) this.timer = setTimeout(tick, this.deps.intervalMs);
-        });
+      this.running = this.guardedCheck().then((failures) => {
+        // After failures the passes space out (jittered, doubling, up to 5 s or the interval).
+        const { intervalMs } = this.deps;
+        const wait = failures === 0 ? intervalMs : backoffMs(failures, intervalMs, Math.max(intervalMs, 5_000));
+        if (this.timer !== undefined) this.timer = setTimeout(tick, wait);
+      });
     };
     this.timer = setTimeout(tick, 0);
+  }
+
+  /** One pass that can not reject: any failure (any value) is logged, and counted for backoff. */
+  private async guardedCheck(): Promise<number> {
+    try {
+      await this.check();
+      this.streak.succeeded();
+    } catch (err) {
+      try {
+        const kind = isDatabaseUnavailable(err) ? "database" : "chain-or-other";
+        this.streak.failed(kind, { err: shortMessage(err) }, "transaction monitor round failed; retrying");
+      } catch {
+        // logging never throws; nothing here may end the process
+      }
+    }
+    return this.streak.count;
   }
 
   async stop(): Promise<void> {
@@ -141,12 +162,13 @@ export class TxMonitor {
   }
 
   private async dropAndRequeue(ids: bigint[], hash: string): Promise<void> {
-    await this.deps.db.$transaction([
-      this.deps.db.blockchainTransaction.updateMany({ where: { id: { in: ids }, status: { in: ["SUBMITTED", "REPLACED"] } }, data: { status: "DROPPED" } }),
-      this.deps.db.mint.updateMany({ where: { transactionId: { in: ids }, status: "SUBMITTED" }, data: { status: "PENDING", transactionId: null } }),
-    ]);
+    await this.deps.db.$transaction(async (t) => {
+      await t.blockchainTransaction.updateMany({ where: { id: { in: ids }, status: { in: ["SUBMITTED", "REPLACED"] } }, data: { status: "DROPPED" } });
+      await t.mint.updateMany({ where: { transactionId: { in: ids }, status: "SUBMITTED" }, data: { status: "PENDING", transactionId: null } });
+      await clawbackStore.requeueOf(t, ids);
+    });
     this.deps.metrics.transactions.inc({ event: "dropped" });
-    this.deps.logger.warn({ tx: hash }, "transaction's nonce was used by another transaction; its mints are re-queued");
+    this.deps.logger.warn({ tx: hash }, "transaction's nonce was used by another transaction; its mints and clawbacks are re-queued");
     this.deps.dispatcher.requireChainCheck();
   }
 
@@ -184,6 +206,7 @@ export class TxMonitor {
       const created = await t.blockchainTransaction.create({ data: txRow(chain, signed) });
       await t.blockchainTransaction.update({ where: { id: tx.id }, data: { status: "REPLACED", replacedById: created.id } });
       await t.mint.updateMany({ where: { transactionId: tx.id }, data: { transactionId: created.id } });
+      await clawbackStore.moveToTransaction(t, tx.id, created.id);
       await broadcastOnce(chain, signed.raw);
     });
     this.deps.metrics.transactions.inc({ event: "replaced" });

@@ -1,4 +1,4 @@
-import type { Mint, BlockchainTransaction } from "../generated/prisma/client.ts";
+import type { BlockchainTransaction, Clawback, Mint } from "../generated/prisma/client.ts";
 
 /** What callers see of a mint; `status` follows the proto's three states. */
 export interface MintResult {
@@ -7,6 +7,17 @@ export interface MintResult {
   txHash: string;
   blockNumber: bigint;
   mintId: string;
+  replayed: boolean;
+  error?: { reason: string; message: string; retryable: boolean };
+}
+
+/** What callers see of a clawback; the same three states as a mint. */
+export interface ClawbackResult {
+  idempotencyKey: string;
+  status: "SUBMITTED" | "CONFIRMED" | "FAILED";
+  txHash: string;
+  blockNumber: bigint;
+  refId: string;
   replayed: boolean;
   error?: { reason: string; message: string; retryable: boolean };
 }
@@ -22,24 +33,34 @@ export interface TransactionView {
 }
 
 type MintWithTx = Mint & { transaction: BlockchainTransaction | null };
+type ClawbackWithTx = Clawback & { transaction: BlockchainTransaction | null };
+/** What a transaction view needs of the mints or clawback a transaction carries. */
+type Carried = Pick<Mint, "idempotencyKey" | "status" | "errorReason" | "errorMessage">;
 
-export function toMintResult(row: MintWithTx, replayed: boolean): MintResult {
+/** The caller's view of a stored row: PENDING and SUBMITTED are both SUBMITTED on the wire. */
+function resultOf(row: MintWithTx | ClawbackWithTx, what: string) {
   const status = row.status === "CONFIRMED" || row.status === "FAILED" ? row.status : "SUBMITTED";
   return {
     idempotencyKey: row.idempotencyKey,
     status,
     txHash: row.transaction?.txHash ?? "",
     blockNumber: status === "CONFIRMED" ? (row.transaction?.blockNumber ?? 0n) : 0n,
-    mintId: row.mintId,
-    replayed,
     error:
       status === "FAILED"
-        ? { reason: row.errorReason ?? "FAILED", message: row.errorMessage ?? "mint failed", retryable: false }
+        ? { reason: row.errorReason ?? "FAILED", message: row.errorMessage ?? `${what} failed`, retryable: false }
         : undefined,
-  };
+  } as const;
 }
 
-export function toTransactionView(tx: BlockchainTransaction | undefined, mints: Mint[], latestBlock: bigint): TransactionView {
+export function toMintResult(row: MintWithTx, replayed: boolean): MintResult {
+  return { ...resultOf(row, "mint"), mintId: row.mintId, replayed };
+}
+
+export function toClawbackResult(row: ClawbackWithTx, replayed: boolean): ClawbackResult {
+  return { ...resultOf(row, "clawback"), refId: row.refId, replayed };
+}
+
+export function toTransactionView(tx: BlockchainTransaction | undefined, mints: Carried[], latestBlock: bigint): TransactionView {
   const failedMint = mints.find((m) => m.status === "FAILED");
   if (!tx) {
     // Accepted but not yet in a transaction, or refused before one was sent.
@@ -62,6 +83,9 @@ export function toTransactionView(tx: BlockchainTransaction | undefined, mints: 
     confirmations: mined ? latestBlock - tx.blockNumber! + 1n : 0n,
     gasUsed: tx.gasUsed?.toFixed(0) ?? "",
     idempotencyKeys: mints.map((m) => m.idempotencyKey),
-    error: status === "FAILED" ? { reason: "REVERTED", message: tx.errorMessage ?? "reverted", retryable: false } : undefined,
+    error:
+      status === "FAILED"
+        ? { reason: failedMint?.errorReason ?? "REVERTED", message: failedMint?.errorMessage ?? tx.errorMessage ?? "reverted", retryable: false }
+        : undefined,
   };
 }

@@ -4,9 +4,10 @@
 // Both versions share one implementation: their messages have the same shape.
 import { createRegistry, toBinary, type DescFile } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import { Code, type ConnectRouter } from "@connectrpc/connect";
+import { Code, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import * as v1 from "@cashback/proto/grpc/reflection/v1";
 import * as v1alpha from "@cashback/proto/grpc/reflection/v1alpha";
+import { quote } from "../validation.ts";
 
 type Request = v1.ServerReflectionRequest | v1alpha.ServerReflectionRequest;
 
@@ -22,11 +23,15 @@ type Answer =
  * `router`, describing the services declared in `files` (and the reflection services themselves).
  * Types are resolved in `files` and their transitive imports.
  */
-export function registerReflection(router: ConnectRouter, files: DescFile[]): ConnectRouter {
+export function registerReflection(
+  router: ConnectRouter,
+  files: DescFile[],
+  options: { requestGate?: (ctx: HandlerContext) => void } = {},
+): ConnectRouter {
   const answer = createAnswerer(files);
   return router
-    .service(v1.ServerReflection, { serverReflectionInfo: (requests) => respond(requests, answer) })
-    .service(v1alpha.ServerReflection, { serverReflectionInfo: (requests) => respond(requests, answer) });
+    .service(v1.ServerReflection, { serverReflectionInfo: (requests) => respond(requests, answer) }, options)
+    .service(v1alpha.ServerReflection, { serverReflectionInfo: (requests) => respond(requests, answer) }, options);
 }
 
 async function* respond<R extends Request>(requests: AsyncIterable<R>, answer: (request: R) => Answer) {
@@ -68,20 +73,20 @@ function createAnswerer(files: DescFile[]): (request: Request) => Answer {
         return { case: "listServicesResponse", value: { service: services.map((name) => ({ name })) } };
       case "fileByFilename": {
         const file = byFilename.get(req.value);
-        return file ? fileResponse(file) : notFound(`file ${req.value}`);
+        return file ? fileResponse(file) : notFound(`file ${quote(req.value)}`);
       }
       case "fileContainingSymbol": {
         const file = fileContainingSymbol(req.value);
-        return file ? fileResponse(file) : notFound(`symbol ${req.value}`);
+        return file ? fileResponse(file) : notFound(`symbol ${quote(req.value)}`);
       }
       case "fileContainingExtension": {
         const { containingType, extensionNumber } = req.value;
         const message = registry.getMessage(containingType);
         const extension = message && registry.getExtensionFor(message, extensionNumber);
-        return extension ? fileResponse(extension.file) : notFound(`extension ${containingType}:${extensionNumber}`);
+        return extension ? fileResponse(extension.file) : notFound(`extension ${quote(containingType)}:${extensionNumber}`);
       }
       case "allExtensionNumbersOfType": {
-        if (!registry.getMessage(req.value)) return notFound(`type ${req.value}`);
+        if (!registry.getMessage(req.value)) return notFound(`type ${quote(req.value)}`);
         const extensionNumber = [...registry].flatMap((d) =>
           d.kind === "extension" && d.extendee.typeName === req.value ? [d.number] : [],
         );

@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { getAddress, isAddress } from "viem";
 import {
   BlockchainService,
+  ClawbackResponseSchema,
   ErrorDetailSchema,
   MintTokenResponseSchema,
   TransactionStatus,
@@ -10,9 +10,12 @@ import {
 } from "@cashback/proto/blockchain/v1";
 import type { Logger } from "@cashback/runtime";
 import type { ChainClient } from "../chain/chain-client.ts";
-import { invalidArgument } from "../errors.ts";
+import { shortMessage } from "../chain/rpc-errors.ts";
+import type { ClawbackService } from "../clawbacks/clawback-service.ts";
 import type { MintService } from "../mints/mint-service.ts";
-import type { MintResult } from "../mints/views.ts";
+import type { ClawbackResult, MintResult } from "../mints/views.ts";
+import type { TransactionLookup } from "../transactions/transaction-lookup.ts";
+import { parseAddress } from "../validation.ts";
 import { toConnectError } from "./errors.ts";
 
 const STATUS = {
@@ -35,34 +38,59 @@ function toResponse(r: MintResult) {
   });
 }
 
-/** Thin Connect handlers: translate messages, call the services, map errors. */
-export function blockchainServiceImpl(deps: { mints: MintService; chain: ChainClient; logger: Logger }): ServiceImpl<typeof BlockchainService> {
-  const guard = <A, R>(name: string, fn: (req: A, ctx: HandlerContext) => Promise<R>) => async (req: A, ctx: HandlerContext): Promise<R> => {
+function toClawbackResponse(r: ClawbackResult) {
+  return create(ClawbackResponseSchema, {
+    idempotencyKey: r.idempotencyKey,
+    status: STATUS[r.status],
+    txHash: r.txHash,
+    blockNumber: r.blockNumber,
+    refId: r.refId,
+    replayed: r.replayed,
+    error: r.error && create(ErrorDetailSchema, r.error),
+  });
+}
+
+/** What the handlers call; not there while the adapter is starting (see app.ts). */
+export interface Services {
+  mints: MintService;
+  clawbacks: ClawbackService;
+  transactions: TransactionLookup;
+  chain: ChainClient;
+}
+
+/**
+ * Thin Connect handlers: translate messages, call the services, map errors. `services()` throws
+ * a retryable UNAVAILABLE while start-up still waits for the database or the chain.
+ */
+export function blockchainServiceImpl(services: () => Services, logger: Logger): ServiceImpl<typeof BlockchainService> {
+  const guard = <A, R>(name: string, fn: (req: A, ctx: HandlerContext, deps: Services) => Promise<R>) => async (req: A, ctx: HandlerContext): Promise<R> => {
     try {
-      return await fn(req, ctx);
+      return await fn(req, ctx, services());
     } catch (err) {
       const connectErr = toConnectError(err);
-      if (connectErr.code === Code.Internal) deps.logger.error({ err, rpc: name }, "rpc failed");
+      if (connectErr.code === Code.Internal) logger.error({ err, rpc: name }, "rpc failed");
+      else if (connectErr.code === Code.Unavailable) logger.debug({ err: shortMessage(err), rpc: name }, "rpc answered UNAVAILABLE");
       throw connectErr;
     }
   };
 
   return {
-    mintToken: guard("MintToken", async (req, ctx) => toResponse(await deps.mints.mint(toInput(req), ctx.signal))),
+    mintToken: guard("MintToken", async (req, ctx, deps) => toResponse(await deps.mints.mint(toInput(req), ctx.signal))),
 
-    mintBatch: guard("MintBatch", async (req, ctx) => ({ results: (await deps.mints.mintMany(req.mints.map(toInput), ctx.signal)).map(toResponse) })),
+    mintBatch: guard("MintBatch", async (req, ctx, deps) => ({ results: (await deps.mints.mintMany(req.mints.map(toInput), ctx.signal)).map(toResponse) })),
 
-    getBalance: guard("GetBalance", async (req) => {
-      if (!isAddress(req.address, { strict: true })) {
-        throw invalidArgument(`address must be a 0x-prefixed 20-byte address with a valid checksum, got "${req.address}"`);
-      }
-      const address = getAddress(req.address);
+    clawback: guard("Clawback", async (req, ctx, deps) =>
+      toClawbackResponse(await deps.clawbacks.clawback({ idempotencyKey: req.idempotencyKey, from: req.from, amountWei: req.amountWei, metadata: req.metadata }, ctx.signal)),
+    ),
+
+    getBalance: guard("GetBalance", async (req, _ctx, deps) => {
+      const address = parseAddress(req.address, "address");
       const { balance, blockNumber } = await deps.chain.balanceOf(address);
       return { address, balanceWei: balance.toString(), blockNumber };
     }),
 
-    getTransaction: guard("GetTransaction", async (req) => {
-      const view = await deps.mints.getTransaction({
+    getTransaction: guard("GetTransaction", async (req, _ctx, deps) => {
+      const view = await deps.transactions.get({
         idempotencyKey: req.lookup.case === "idempotencyKey" ? req.lookup.value : undefined,
         txHash: req.lookup.case === "txHash" ? req.lookup.value : undefined,
       });
