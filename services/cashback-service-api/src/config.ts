@@ -48,8 +48,10 @@ export interface ApiConfig {
 export function loadConfig(env: Record<string, string | undefined> = process.env): ApiConfig {
   const host = str(env, "API_HOST", "127.0.0.1");
   const adminKey = optionalStr(env, "API_ADMIN_KEY");
-  if (!adminKey && !isLoopback(host)) throw new ConfigError("API_ADMIN_KEY is required when API_HOST is not a loopback address");
-  if (adminKey !== undefined && adminKey.length < 16) throw new ConfigError("API_ADMIN_KEY must be at least 16 characters");
+  // The development key (the default, or named explicitly as `npm start` does) only on loopback.
+  const usingDevAdminKey = adminKey === undefined || adminKey === DEV_ADMIN_KEY;
+  if (usingDevAdminKey && !isLoopback(host)) throw new ConfigError("API_ADMIN_KEY (other than the development key) is required when API_HOST is not a loopback address");
+  if (!usingDevAdminKey && adminKey.length < 16) throw new ConfigError("API_ADMIN_KEY must be at least 16 characters");
 
   const adapterUrl = url(env, "ADAPTER_URL", "http://127.0.0.1:50051");
   const adapterToken = optionalStr(env, "ADAPTER_AUTH_TOKEN");
@@ -67,7 +69,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: int(env, "API_PORT", 3000, { max: 65535 }),
     databaseUrl,
     adminKey: adminKey ?? DEV_ADMIN_KEY,
-    usingDevAdminKey: adminKey === undefined,
+    usingDevAdminKey,
     natsUrl,
     adapterUrl,
     adapterAuthToken: adapterToken ?? DEV_ADAPTER_TOKEN,

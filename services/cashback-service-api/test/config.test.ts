@@ -34,6 +34,7 @@ describe("loadConfig", () => {
     [{ ADAPTER_URL: "::" }, "ADAPTER_URL"],
     [{ API_ADMIN_KEY: "short" }, "API_ADMIN_KEY"],
     [{ API_HOST: "0.0.0.0" }, "API_ADMIN_KEY"],
+    [{ API_HOST: "0.0.0.0", API_ADMIN_KEY: "dev-admin-key" }, "API_ADMIN_KEY"],
     [{ ADAPTER_URL: "http://adapter.internal:50051" }, "ADAPTER_AUTH_TOKEN"],
     [{ API_CASHBACK_RATES: "usd:1" }, "API_CASHBACK_RATES"],
     [{ API_CASHBACK_RATES: "USD:1.5" }, "API_CASHBACK_RATES"],
@@ -51,6 +52,10 @@ describe("loadConfig", () => {
   ])("refuses %j naming %s", (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(name);
+  });
+
+  it("takes the development admin key named explicitly on loopback (as npm start passes it)", () => {
+    expect(loadConfig({ API_ADMIN_KEY: DEV_ADMIN_KEY })).toMatchObject({ adminKey: DEV_ADMIN_KEY, usingDevAdminKey: true });
   });
 
   it("needs explicit secrets off loopback, and takes them", () => {
