@@ -25,13 +25,6 @@ CREATE INDEX "outbox_events_aggregate_unpublished_idx" ON "outbox_events"("aggre
 -- Pruning published rows after the retention period.
 CREATE INDEX "outbox_events_published_at_idx" ON "outbox_events"("published_at") WHERE "published_at" IS NOT NULL;
 
--- Wakes the relay at once (LISTEN outbox_events); once per statement, not per row.
-CREATE FUNCTION "outbox_events_notify"() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('outbox_events', '');
-    RETURN NULL;
-END;
-$$;
-
-CREATE TRIGGER "outbox_events_notify" AFTER INSERT ON "outbox_events"
-    FOR EACH STATEMENT EXECUTE FUNCTION "outbox_events_notify"();
+-- No NOTIFY trigger: a NOTIFY in every writing transaction serializes their commits cluster-wide
+-- (see OutboxRelay's doc comment). The producer calls relay.wake() after committing; other
+-- processes may `NOTIFY outbox_events` now and then; the relay polls as well.

@@ -20,6 +20,9 @@ export async function connectNats(opts: { url: string; name: string; logger: Log
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
     reconnectJitter: 250,
+    // Otherwise every request (each JetStream publish) builds an Error up front for its stack
+    // trace: ~2% of the API's CPU at a few thousand events/s.
+    noAsyncTraces: true,
   });
   opts.logger.info({ nats: servers }, "connected to NATS");
   void (async () => {

@@ -8,14 +8,20 @@ export interface OutboxRelayDeps {
   pool: pg.Pool;
   nats: NatsConnection;
   logger: Logger;
-  /** Default "outbox_events" (sql/outbox_events.sql); also the LISTEN channel. */
+  /** Default "outbox_events" (sql/outbox_events.sql); also the LISTEN channel for NOTIFYs from other processes. */
   table?: string;
   /** Rows claimed per pass (default 500). */
   batchSize?: number;
   /** Passes running at once (default 2): while one waits for JetStream's acks, another claims. */
   workers?: number;
-  /** Fallback poll when no NOTIFY arrives (default 1000 ms), e.g. while LISTEN reconnects. */
+  /** Poll when nothing wakes it (default 1000 ms): rows written by processes that neither wake() nor NOTIFY. */
   pollIntervalMs?: number;
+  /**
+   * Wait this long before a pass that follows a pass that emptied the table (default 5 ms), so a
+   * steady stream of wakes is published in batches rather than a pass per row. An idle relay
+   * woken up starts at once; a full batch is followed at once.
+   */
+  lingerMs?: number;
   /** How long one publish waits for JetStream's ack (default 5000 ms). */
   publishTimeoutMs?: number;
   /** Published rows are kept this long (the purchase trace shows them), then pruned (default 7 days). */
@@ -44,14 +50,22 @@ interface ClaimedRow {
  * - Rows are marked published in the same transaction that claimed them. When NATS is down the
  *   publishes fail, the rows stay unpublished (attempts and last_error are recorded) and the
  *   relay backs off and tries again: an outage delays events, it never loses one.
- * - It wakes at once on new rows (LISTEN/NOTIFY from the table's trigger) and polls as a fallback.
+ * - It wakes at once when the producer in its own process calls `wake()` after committing rows,
+ *   or on `NOTIFY <table>` (LISTEN) from any other process, and polls as a fallback.
+ *
+ * Why producers call wake() instead of a NOTIFY trigger on every insert: a transaction that
+ * NOTIFYs takes a cluster-wide lock at commit and holds it through its WAL flush (Postgres keeps
+ * the notification queue in commit order), so every such commit waits for the previous one's
+ * fsync. Measured on our 2-core machines with 32 writers: single-row INSERTs at ~2,600/s plain,
+ * ~340-460/s with a per-statement NOTIFY trigger. A NOTIFY now and then (a batch job, another
+ * service) is fine; one per business transaction caps the write path.
  */
 export class OutboxRelay {
   private readonly deps: Required<Omit<OutboxRelayDeps, "onPublished">> & Pick<OutboxRelayDeps, "onPublished">;
   private readonly js: JetStreamClient;
   private running = false;
   private loops: Promise<void>[] = [];
-  /** Bumped by every NOTIFY; a pass that found nothing re-runs if it moved meanwhile. */
+  /** Bumped by every wake (wake() or a NOTIFY); a pass that found nothing re-runs if it moved meanwhile. */
   private generation = 0;
   private waiters = new Set<() => void>();
   private listener?: pg.Client;
@@ -64,6 +78,7 @@ export class OutboxRelay {
       batchSize: 500,
       workers: 2,
       pollIntervalMs: 1_000,
+      lingerMs: 5,
       publishTimeoutMs: 5_000,
       retentionMs: 7 * 24 * 3600 * 1000,
       ...deps,
@@ -97,6 +112,14 @@ export class OutboxRelay {
     this.loops = [];
     await this.listener?.end().catch(() => {});
     await this.listenerLoop;
+  }
+
+  /**
+   * Tells the relay that rows were just committed: an idle relay starts a pass now instead of at
+   * its next poll. Cheap (no I/O); call it after every commit that wrote outbox rows.
+   */
+  wake(): void {
+    this.wakeAll();
   }
 
   /** Rows waiting to be published, and the age of the oldest, for metrics and readiness. */
@@ -173,7 +196,12 @@ export class OutboxRelay {
       try {
         const published = await this.relayOnce();
         failures = 0;
-        if (published > 0 || this.generation !== seen) continue; // more may be waiting
+        if (published >= this.deps.batchSize) continue; // a full batch: more is waiting now
+        if (published > 0 || this.generation !== seen) {
+          // More is arriving: let it gather for a moment instead of a pass per row.
+          if (this.deps.lingerMs > 0) await sleep(this.deps.lingerMs);
+          continue;
+        }
       } catch (err) {
         failures++;
         const level = failures === 1 || failures % 20 === 0 ? "warn" : "debug";

@@ -115,16 +115,50 @@ describe("OutboxRelay", () => {
     expect(messages[0]!.traceparent).toMatch(/^00-a{32}-b{16}-01$/);
   });
 
-  it("wakes on NOTIFY without waiting for its poll", async () => {
+  it("wakes at once when its producer calls wake(), without waiting for its poll", async () => {
+    await setup();
+    const relay = startRelay({ pollIntervalMs: 10 * 60_000 });
+    await insert([accrued("wake", 0)]);
+    relay.wake();
+    await until("the first event to be published", async () => (await unpublished()) === 0, 30_000);
+    // Every worker has now found the table empty and sleeps for 10 minutes: only a wake can get
+    // the next event published within the deadline.
+    await new Promise((r) => setTimeout(r, 300));
+    await insert([accrued("wake", 1)]);
+    relay.wake();
+    await until("the second event to be published", async () => (await unpublished()) === 0, 30_000);
+  });
+
+  it("lingers between back-to-back passes, so rows written one by one go out in one batch", async () => {
+    await setup();
+    const batches: number[] = [];
+    const relay = startRelay({ workers: 1, lingerMs: 3_000, pollIntervalMs: 10 * 60_000, onPublished: (n) => batches.push(n) });
+    await insert([accrued("linger", 0)]);
+    relay.wake();
+    await until("the first event", async () => (await unpublished()) === 0, 30_000);
+    // The pass that published it was followed by a wake (ours), so the relay lingers: every row
+    // written in the meantime, one statement and one wake each, goes out in its next pass.
+    for (let i = 1; i <= 30; i++) {
+      await insert([accrued(`linger-${i}`, 0)]); // distinct aggregates: one pass may take them all
+      relay.wake();
+    }
+    await until("the other thirty", async () => (await unpublished()) === 0, 30_000);
+    expect(batches).toEqual([1, 30]);
+  });
+
+  it("wakes on a NOTIFY from another process", async () => {
     await setup();
     startRelay({ pollIntervalMs: 10 * 60_000 });
+    await new Promise((r) => setTimeout(r, 500)); // idle, listening
     await insert([accrued("notify", 0)]);
-    await until("the first event to be published", async () => (await unpublished()) === 0, 30_000);
-    // Every worker has now found the table empty and sleeps for 10 minutes: only a NOTIFY can
-    // get the next event published within the deadline.
-    await new Promise((r) => setTimeout(r, 300));
-    await insert([accrued("notify", 1)]);
-    await until("the second event to be published", async () => (await unpublished()) === 0, 30_000);
+    await pool.query("NOTIFY outbox_events");
+    await until("the event to be published", async () => (await unpublished()) === 0, 30_000);
+  });
+
+  it("leaves inserts alone: the table has no trigger (a NOTIFY per commit would serialize them)", async () => {
+    await setup();
+    const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = 'outbox_events'::regclass AND NOT tgisinternal");
+    expect(rows[0]!.n).toBe(0);
   });
 
   it("waits out a NATS outage and then publishes everything once", async () => {

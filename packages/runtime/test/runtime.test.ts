@@ -37,6 +37,18 @@ describe("createLogger", () => {
     expect(scrubUrls("see http://127.0.0.1:8545 now")).toBe("see http://127.0.0.1:8545 now");
   });
 
+  it("logs an err that is a string or not an object, scrubbed, without throwing", () => {
+    const { lines, stream } = capture();
+    const logger = createLogger("test", "info", stream);
+    logger.warn({ err: "Error: connect ECONNREFUSED postgresql://app:hunter2@db:5432/app" }, "string");
+    logger.warn({ err: 42 }, "number");
+    logger.warn({ err: null }, "null");
+    const [first, second, third] = lines.map((l) => JSON.parse(l));
+    expect(first.err).toBe("Error: connect ECONNREFUSED postgresql://db:5432/…");
+    expect(second.err).toBe(42);
+    expect(third.err).toBe(null);
+  });
+
   it("keeps fields that only look like secrets by name prefix", () => {
     const { lines, stream } = capture();
     createLogger("test", "info", stream).info({ tokenAddress: "0x5FbDB2315678afecb367f032d93F642f64180aa3" });

@@ -1,0 +1,114 @@
+import { ConfigError, int, isLoopback, optionalStr, str, url } from "@cashback/runtime";
+import { MAX_RATE, WEI_PER_CBK } from "./rules/money.ts";
+
+export const DEV_ADMIN_KEY = "dev-admin-key";
+export const DEV_ADAPTER_TOKEN = "dev-adapter-token";
+
+/** 1 CBK per major unit for 2-decimal currencies: 10^16 wei per cent. A development default. */
+const DEFAULT_RATES = `USD:${WEI_PER_CBK / 100n},EUR:${WEI_PER_CBK / 100n},GBP:${WEI_PER_CBK / 100n}`;
+
+export interface ApiConfig {
+  host: string;
+  port: number;
+  databaseUrl: string;
+  /** Admin key (Authorization: Bearer <key>): creates merchants, keys and platform-wide rules. */
+  adminKey: string;
+  usingDevAdminKey: boolean;
+  natsUrl: string;
+  adapterUrl: string;
+  adapterAuthToken: string;
+  /** How long GetBalance may take before the ledger says the balance is unavailable. */
+  adapterTimeoutMs: number;
+  /** Wei per minor unit of each accepted currency (ISO 4217). */
+  rates: ReadonlyMap<string, bigint>;
+  /** Idempotency-Key records are kept at least this long. */
+  idempotencyTtlMs: number;
+  /** Requests per key (or per IP without a key) in each window. */
+  rateLimitMax: number;
+  rateLimitWindowMs: number;
+  bodyLimitBytes: number;
+  /** node-postgres pool of the purchase write path and the relay. */
+  dbPoolSize: number;
+  /** Users (wallet, merchant, cap usage) kept in memory by the purchase writer. */
+  userCacheSize: number;
+  /** Purchases written by one statement at most (concurrent purchases share statements). */
+  writeBatchMax: number;
+  /** Purchase statements running at once; purchases arriving meanwhile wait for the next one. */
+  writeStatements: number;
+  /** Times a capped purchase may lose its guard to a concurrent one before it locks the user row. */
+  capOptimisticAttempts: number;
+  /** Published outbox rows are kept this long (the purchase trace shows them), then pruned. */
+  outboxRetentionMs: number;
+  /** Run the outbox relay and the result consumer in this process (default yes). */
+  relayEnabled: boolean;
+  /** How long the relay lets events gather between back-to-back passes (fewer, bigger passes). */
+  relayLingerMs: number;
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): ApiConfig {
+  const host = str(env, "API_HOST", "127.0.0.1");
+  const adminKey = optionalStr(env, "API_ADMIN_KEY");
+  // The development key (the default, or named explicitly as `npm start` does) only on loopback.
+  const usingDevAdminKey = adminKey === undefined || adminKey === DEV_ADMIN_KEY;
+  if (usingDevAdminKey && !isLoopback(host)) throw new ConfigError("API_ADMIN_KEY (other than the development key) is required when API_HOST is not a loopback address");
+  if (!usingDevAdminKey && adminKey.length < 16) throw new ConfigError("API_ADMIN_KEY must be at least 16 characters");
+
+  const adapterUrl = url(env, "ADAPTER_URL", "http://127.0.0.1:50051");
+  const adapterToken = optionalStr(env, "ADAPTER_AUTH_TOKEN");
+  if (!adapterToken && !isLoopback(new URL(adapterUrl).hostname.replace(/^\[|\]$/g, ""))) {
+    throw new ConfigError("ADAPTER_AUTH_TOKEN is required when ADAPTER_URL is not a loopback address");
+  }
+  const natsUrl = url(env, "NATS_URL", "nats://127.0.0.1:4222");
+  if (!/^(nats|tls):$/.test(new URL(natsUrl).protocol)) throw new ConfigError("NATS_URL must be a nats:// or tls:// URL");
+  const databaseUrl = url(env, "API_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/cashback_api");
+  if (!/^postgres(ql)?:$/.test(new URL(databaseUrl).protocol)) throw new ConfigError("API_DATABASE_URL must be a postgresql:// URL");
+  const dbPoolSize = int(env, "API_DB_POOL_SIZE", 10, { min: 2, max: 200 });
+
+  return {
+    host,
+    port: int(env, "API_PORT", 3000, { max: 65535 }),
+    databaseUrl,
+    adminKey: adminKey ?? DEV_ADMIN_KEY,
+    usingDevAdminKey,
+    natsUrl,
+    adapterUrl,
+    adapterAuthToken: adapterToken ?? DEV_ADAPTER_TOKEN,
+    adapterTimeoutMs: int(env, "ADAPTER_TIMEOUT_MS", 2_000, { min: 50, max: 60_000 }),
+    rates: parseRates(str(env, "API_CASHBACK_RATES", DEFAULT_RATES)),
+    idempotencyTtlMs: int(env, "API_IDEMPOTENCY_TTL_HOURS", 24, { min: 1, max: 24 * 365 }) * 3_600_000,
+    rateLimitMax: int(env, "API_RATE_LIMIT_MAX", 6_000, { min: 1 }),
+    rateLimitWindowMs: int(env, "API_RATE_LIMIT_WINDOW_MS", 60_000, { min: 100 }),
+    bodyLimitBytes: int(env, "API_BODY_LIMIT_BYTES", 64 * 1024, { min: 1_024, max: 10 * 1024 * 1024 }),
+    dbPoolSize,
+    userCacheSize: int(env, "API_USER_CACHE_SIZE", 100_000, { min: 0 }),
+    writeBatchMax: int(env, "API_WRITE_BATCH_MAX", 64, { min: 1, max: 1_000 }),
+    writeStatements: int(env, "API_WRITE_STATEMENTS", 2, { min: 1, max: 100 }),
+    capOptimisticAttempts: int(env, "API_CAP_OPTIMISTIC_ATTEMPTS", 4, { max: 100 }),
+    outboxRetentionMs: int(env, "API_OUTBOX_RETENTION_HOURS", 24 * 7, { min: 1 }) * 3_600_000,
+    relayEnabled: bool(env, "API_RELAY_ENABLED", true),
+    relayLingerMs: int(env, "API_RELAY_LINGER_MS", 20, { max: 5_000 }),
+  };
+}
+
+/** "USD:10000000000000000,EUR:..." -> wei per minor unit by currency. */
+export function parseRates(value: string): Map<string, bigint> {
+  const rates = new Map<string, bigint>();
+  for (const part of value.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const match = /^([A-Z]{3}):([1-9][0-9]*)$/.exec(part);
+    if (!match) throw new ConfigError(`API_CASHBACK_RATES: "${part}" is not CUR:wei_per_minor_unit (e.g. USD:10000000000000000)`);
+    const rate = BigInt(match[2]!);
+    if (rate > MAX_RATE) throw new ConfigError(`API_CASHBACK_RATES: the rate for ${match[1]} is above ${MAX_RATE} wei per minor unit`);
+    if (rates.has(match[1]!)) throw new ConfigError(`API_CASHBACK_RATES: ${match[1]} is listed twice`);
+    rates.set(match[1]!, rate);
+  }
+  if (rates.size === 0) throw new ConfigError("API_CASHBACK_RATES must list at least one currency");
+  return rates;
+}
+
+function bool(env: Record<string, string | undefined>, name: string, fallback: boolean): boolean {
+  const value = optionalStr(env, name);
+  if (value === undefined) return fallback;
+  if (/^(1|true|yes)$/i.test(value)) return true;
+  if (/^(0|false|no)$/i.test(value)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${value}"`);
+}

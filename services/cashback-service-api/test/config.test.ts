@@ -1,0 +1,72 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "@cashback/runtime";
+import { DEV_ADAPTER_TOKEN, DEV_ADMIN_KEY, loadConfig, parseRates } from "../src/config.ts";
+
+describe("loadConfig", () => {
+  it("works out of the box on loopback with development defaults", () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      host: "127.0.0.1",
+      port: 3000,
+      databaseUrl: "postgresql://postgres@127.0.0.1:5432/cashback_api",
+      adminKey: DEV_ADMIN_KEY,
+      usingDevAdminKey: true,
+      natsUrl: "nats://127.0.0.1:4222",
+      adapterUrl: "http://127.0.0.1:50051",
+      adapterAuthToken: DEV_ADAPTER_TOKEN,
+      idempotencyTtlMs: 24 * 3_600_000,
+      bodyLimitBytes: 65_536,
+      relayEnabled: true,
+      relayLingerMs: 20,
+      writeStatements: 2,
+      writeBatchMax: 64,
+      capOptimisticAttempts: 4,
+    });
+    expect(c.rates.get("USD")).toBe(10n ** 16n);
+  });
+
+  it.each([
+    [{ API_PORT: "70000" }, "API_PORT"],
+    [{ API_PORT: "abc" }, "API_PORT"],
+    [{ API_DATABASE_URL: "not a url" }, "API_DATABASE_URL"],
+    [{ API_DATABASE_URL: "mysql://x/y" }, "API_DATABASE_URL"],
+    [{ NATS_URL: "http://127.0.0.1:4222" }, "NATS_URL"],
+    [{ ADAPTER_URL: "::" }, "ADAPTER_URL"],
+    [{ API_ADMIN_KEY: "short" }, "API_ADMIN_KEY"],
+    [{ API_HOST: "0.0.0.0" }, "API_ADMIN_KEY"],
+    [{ API_HOST: "0.0.0.0", API_ADMIN_KEY: "dev-admin-key" }, "API_ADMIN_KEY"],
+    [{ ADAPTER_URL: "http://adapter.internal:50051" }, "ADAPTER_AUTH_TOKEN"],
+    [{ API_CASHBACK_RATES: "usd:1" }, "API_CASHBACK_RATES"],
+    [{ API_CASHBACK_RATES: "USD:1.5" }, "API_CASHBACK_RATES"],
+    [{ API_CASHBACK_RATES: "USD:0" }, "API_CASHBACK_RATES"],
+    [{ API_CASHBACK_RATES: "USD:1,USD:2" }, "API_CASHBACK_RATES"],
+    [{ API_CASHBACK_RATES: `USD:${10n ** 22n}` }, "API_CASHBACK_RATES"],
+    [{ API_IDEMPOTENCY_TTL_HOURS: "0" }, "API_IDEMPOTENCY_TTL_HOURS"],
+    [{ API_RATE_LIMIT_MAX: "-1" }, "API_RATE_LIMIT_MAX"],
+    [{ API_BODY_LIMIT_BYTES: "10" }, "API_BODY_LIMIT_BYTES"],
+    [{ API_RELAY_ENABLED: "maybe" }, "API_RELAY_ENABLED"],
+    [{ API_WRITE_STATEMENTS: "0" }, "API_WRITE_STATEMENTS"],
+    [{ API_WRITE_BATCH_MAX: "5000" }, "API_WRITE_BATCH_MAX"],
+    [{ API_RELAY_LINGER_MS: "x" }, "API_RELAY_LINGER_MS"],
+    [{ API_DB_POOL_SIZE: "1" }, "API_DB_POOL_SIZE"],
+  ])("refuses %j naming %s", (env, name) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(name);
+  });
+
+  it("takes the development admin key named explicitly on loopback (as npm start passes it)", () => {
+    expect(loadConfig({ API_ADMIN_KEY: DEV_ADMIN_KEY })).toMatchObject({ adminKey: DEV_ADMIN_KEY, usingDevAdminKey: true });
+  });
+
+  it("needs explicit secrets off loopback, and takes them", () => {
+    const c = loadConfig({ API_HOST: "0.0.0.0", API_ADMIN_KEY: "a-long-enough-admin-key", ADAPTER_URL: "http://adapter:50051", ADAPTER_AUTH_TOKEN: "t0ken" });
+    expect(c).toMatchObject({ adminKey: "a-long-enough-admin-key", usingDevAdminKey: false, adapterAuthToken: "t0ken" });
+  });
+
+  it("parses rates as exact wei per minor unit", () => {
+    expect([...parseRates("USD:10000000000000000, JPY:66666666666666")]).toEqual([
+      ["USD", 10_000_000_000_000_000n],
+      ["JPY", 66_666_666_666_666n],
+    ]);
+  });
+});
