@@ -32,7 +32,8 @@ export async function startConsumer(config: ConsumerConfig, logger: Logger, opts
   // Intake, the dispatcher's workers and the relay's passes each hold a connection at times.
   const pool = createPool(config.databaseUrl, config.concurrency + 8);
   const db = createDb(config.databaseUrl);
-  const store = new RequestStore({ pool, policy: config.retry });
+  // The outbox table has no NOTIFY trigger (it would serialize commits): the store wakes the relay.
+  const store = new RequestStore({ pool, policy: config.retry, onOutboxWritten: () => relay?.wake() });
   const calls = new AdapterCalls({
     client: createAdapterClient({ baseUrl: config.adapterUrl, token: config.adapterToken, transport: opts.adapterTransport }),
     timeoutMs: config.adapterTimeoutMs,

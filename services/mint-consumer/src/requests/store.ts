@@ -91,13 +91,15 @@ export interface RequestStoreDeps {
   policy: RetryPolicy;
   now?: () => number;
   random?: () => number;
+  /** Called after a commit that wrote outbox rows (the app wakes its relay). */
+  onOutboxWritten?: () => void;
 }
 
 export class RequestStore {
   private readonly deps: Required<RequestStoreDeps>;
 
   constructor(deps: RequestStoreDeps) {
-    this.deps = { now: Date.now, random: Math.random, ...deps };
+    this.deps = { now: Date.now, random: Math.random, onOutboxWritten: () => {}, ...deps };
   }
 
   /**
@@ -220,6 +222,9 @@ export class RequestStore {
         result.revived += applied.filter((t) => t.from === "FAILED").length;
       }
       if (records.length) await client.query(insertOutboxSql(records));
+      return { result, wrote: records.length > 0 };
+    }).then(({ result, wrote }) => {
+      if (wrote) this.deps.onOutboxWritten();
       return result;
     });
   }
@@ -236,6 +241,9 @@ export class RequestStore {
       const records: OutboxRecord[] = [];
       const applied = await this.transitionLocked(client, kind, locked, outcomes, records);
       if (records.length) await client.query(insertOutboxSql(records));
+      return { applied, wrote: records.length > 0 };
+    }).then(({ applied, wrote }) => {
+      if (wrote) this.deps.onOutboxWritten();
       return applied;
     });
   }
