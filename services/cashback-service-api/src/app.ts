@@ -26,6 +26,9 @@ import { RuleCache } from "./rules/rule-cache.ts";
 import { registerRuleRoutes, RuleSchema } from "./rules/routes.ts";
 import { CacheListener } from "./support/cache-listener.ts";
 import { registerUserRoutes, UserSchema } from "./users/routes.ts";
+import { registerPageRoutes } from "./shopper/page.ts";
+import { HistoryEntrySchema, registerShopperRoutes } from "./shopper/routes.ts";
+import { ShopperSessions } from "./shopper/session-store.ts";
 
 export const migrationsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../prisma/migrations");
 
@@ -34,7 +37,7 @@ export const migrationsDir = path.resolve(path.dirname(fileURLToPath(import.meta
  * background, NATS: the outbox relay and the result consumer. The API takes purchases while NATS
  * is down (events wait in the outbox); /readyz says 503 until both Postgres and NATS answer.
  */
-export async function startApi(config: ApiConfig, logger: Logger) {
+export async function startApi(config: ApiConfig, logger: Logger, opts: { deploymentsDir?: string; webDir?: string } = {}) {
   await ensureDatabase(config.databaseUrl);
   const { applied } = await migrate({ connectionString: config.databaseUrl, migrationsDir, logger });
   logger.info({ database: redactUrl(config.databaseUrl), applied }, "database ready");
@@ -50,6 +53,7 @@ export async function startApi(config: ApiConfig, logger: Logger) {
   let relay: OutboxRelay | undefined;
   const wakeRelay = () => relay?.wake();
   const writer = new PurchaseWriter({ pool, rules, rates: config.rates, idempotency, metrics, logger, userCacheSize: config.userCacheSize, onEventWritten: wakeRelay, batchMax: config.writeBatchMax, statementsInFlight: Math.min(config.writeStatements, config.dbPoolSize - 1), optimisticAttempts: config.capOptimisticAttempts });
+  const sessions = new ShopperSessions({ db, nonceTtlMs: config.shopper.nonceTtlMs, sessionTtlMs: config.shopper.sessionTtlMs });
   const balances = new BalanceReader({ adapterUrl: config.adapterUrl, token: config.adapterAuthToken, timeoutMs: config.adapterTimeoutMs, logger, metrics });
 
   await rules.reload();
@@ -99,11 +103,12 @@ export async function startApi(config: ApiConfig, logger: Logger) {
 
   const pruneTimer = setInterval(() => {
     idempotency.prune().catch((err: unknown) => logger.warn({ err: String(err) }, "idempotency key pruning failed"));
+    sessions.prune().catch((err: unknown) => logger.warn({ err: String(err) }, "shopper session pruning failed"));
   }, 60_000);
   pruneTimer.unref();
 
   const app = await buildServer({ logger, metrics, keys, bodyLimitBytes: config.bodyLimitBytes, rateLimitMax: config.rateLimitMax, rateLimitWindowMs: config.rateLimitWindowMs });
-  for (const schema of [PurchaseSchema, RefundSchema, RuleSchema, UserSchema, LedgerEntrySchema]) app.addSchema(schema);
+  for (const schema of [PurchaseSchema, RefundSchema, RuleSchema, UserSchema, LedgerEntrySchema, HistoryEntrySchema]) app.addSchema(schema);
 
   app.get("/healthz", { schema: { tags: ["operations"], summary: "Alive" }, config: { rateLimit: false } }, async (_req, reply) => reply.type("text/plain").send("ok\n"));
   app.get("/readyz", { schema: { tags: ["operations"], summary: "Ready: Postgres and NATS answer (503 otherwise)" }, config: { rateLimit: false } }, async (_req, reply) => {
@@ -127,10 +132,15 @@ export async function startApi(config: ApiConfig, logger: Logger) {
   registerPurchaseRoutes(app, { db, idempotency, writer, onEventWritten: wakeRelay });
   registerRuleRoutes(app, { db, idempotency, rules, logger });
   registerLedgerRoutes(app, { db, balances });
+  // Sign-in messages must be for this site: the configured origins, or this port on loopback.
+  let port = config.port;
+  const origins = () => config.shopper.publicOrigins ?? [`http://127.0.0.1:${port}`, `http://localhost:${port}`];
+  registerShopperRoutes(app, { db, sessions, config: config.shopper, origins, deploymentsDir: opts.deploymentsDir, logger });
+  registerPageRoutes(app, { dir: opts.webDir });
 
   await app.listen({ host: config.host, port: config.port });
-  const port = (app.server.address() as { port: number }).port;
-  logger.info({ host: config.host, port }, "cashback API listening (REST /v1, docs at /docs)");
+  port = (app.server.address() as { port: number }).port;
+  logger.info({ host: config.host, port, shopperOrigins: origins() }, "cashback API listening (REST /v1, docs at /docs, shopper page at /app)");
 
   return {
     port,
@@ -139,6 +149,7 @@ export async function startApi(config: ApiConfig, logger: Logger) {
     pool,
     metrics,
     idempotency,
+    sessions,
     get relay() {
       return relay;
     },

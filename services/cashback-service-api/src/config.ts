@@ -1,4 +1,5 @@
 import { ConfigError, int, isLoopback, optionalStr, str, url } from "@cashback/runtime";
+import { getAddress, isAddress } from "viem";
 import { MAX_RATE, WEI_PER_CBK } from "./rules/money.ts";
 
 export const DEV_ADMIN_KEY = "dev-admin-key";
@@ -43,6 +44,30 @@ export interface ApiConfig {
   relayEnabled: boolean;
   /** How long the relay lets events gather between back-to-back passes (fewer, bigger passes). */
   relayLingerMs: number;
+  /** The shopper page (/app) and its sign-in with Ethereum (/v1/shopper). */
+  shopper: ShopperConfig;
+}
+
+export interface ShopperConfig {
+  /** The chain the page adds to the wallet and every sign-in message must name. */
+  chainId: number;
+  chainName: string;
+  /** The API's own JSON-RPC endpoint: signature checks of contract wallets (ERC-1271/6492). */
+  chainRpcUrl: string;
+  /** What the page gives the wallet in wallet_addEthereumChain: reachable from the shopper's browser. */
+  walletRpcUrl: string;
+  /** Block explorer for transaction links (none on the local chain). */
+  explorerUrl: string | undefined;
+  /** CashbackToken's address; when unset, read from deployments/<chainId>.json on each request. */
+  tokenAddress: string | undefined;
+  /**
+   * Origins the page is served from (scheme://host[:port]): a sign-in message must name one of
+   * them as its URI and that origin's host as its domain. Unset: http://127.0.0.1:<port> and
+   * http://localhost:<port> of the port the API listens on.
+   */
+  publicOrigins: string[] | undefined;
+  nonceTtlMs: number;
+  sessionTtlMs: number;
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): ApiConfig {
@@ -87,7 +112,52 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     outboxRetentionMs: int(env, "API_OUTBOX_RETENTION_HOURS", 24 * 7, { min: 1 }) * 3_600_000,
     relayEnabled: bool(env, "API_RELAY_ENABLED", true),
     relayLingerMs: int(env, "API_RELAY_LINGER_MS", 20, { max: 5_000 }),
+    shopper: loadShopperConfig(env),
   };
+}
+
+function loadShopperConfig(env: Record<string, string | undefined>): ShopperConfig {
+  const chainId = int(env, "CHAIN_ID", 31337, { min: 1, max: 2 ** 53 - 1 });
+  const chainRpcUrl = httpUrl(env, "CHAIN_RPC_URL", "http://127.0.0.1:8545");
+  const tokenAddress = optionalStr(env, "TOKEN_ADDRESS");
+  if (tokenAddress !== undefined && !isAddress(tokenAddress, { strict: false })) throw new ConfigError("TOKEN_ADDRESS must be an address (0x + 40 hex digits)");
+  const explorer = optionalStr(env, "SHOPPER_EXPLORER_URL");
+  const origins = optionalStr(env, "API_PUBLIC_ORIGINS");
+  return {
+    chainId,
+    chainName: str(env, "SHOPPER_CHAIN_NAME", chainId === 31337 ? "Hardhat local" : `Chain ${chainId}`),
+    chainRpcUrl,
+    walletRpcUrl: optionalStr(env, "SHOPPER_RPC_URL") ? httpUrl(env, "SHOPPER_RPC_URL", chainRpcUrl) : chainRpcUrl,
+    explorerUrl: explorer ? httpUrl(env, "SHOPPER_EXPLORER_URL", explorer).replace(/\/+$/, "") : undefined,
+    tokenAddress: tokenAddress ? getAddress(tokenAddress) : undefined,
+    publicOrigins: origins === undefined ? undefined : parseOrigins(origins),
+    nonceTtlMs: int(env, "API_SHOPPER_NONCE_TTL_SECONDS", 300, { min: 10, max: 3_600 }) * 1_000,
+    sessionTtlMs: int(env, "API_SHOPPER_SESSION_TTL_MINUTES", 30, { min: 1, max: 24 * 60 }) * 60_000,
+  };
+}
+
+/** "https://cashback.example.com,http://localhost:3000" -> origins, each exactly scheme://host[:port]. */
+export function parseOrigins(value: string): string[] {
+  const origins = value.split(",").map((o) => o.trim()).filter(Boolean);
+  if (origins.length === 0) throw new ConfigError("API_PUBLIC_ORIGINS must list at least one origin");
+  for (const origin of origins) {
+    let parsed: URL;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      throw new ConfigError(`API_PUBLIC_ORIGINS: "${origin}" is not a URL`);
+    }
+    if (!/^https?:$/.test(parsed.protocol) || parsed.origin !== origin) {
+      throw new ConfigError(`API_PUBLIC_ORIGINS: "${origin}" must be an origin, scheme://host[:port] with no path (e.g. https://cashback.example.com)`);
+    }
+  }
+  return origins;
+}
+
+function httpUrl(env: Record<string, string | undefined>, name: string, fallback: string): string {
+  const value = url(env, name, fallback);
+  if (!/^https?:$/.test(new URL(value).protocol)) throw new ConfigError(`${name} must be an http:// or https:// URL`);
+  return value;
 }
 
 /** "USD:10000000000000000,EUR:..." -> wei per minor unit by currency. */

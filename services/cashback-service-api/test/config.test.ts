@@ -49,6 +49,17 @@ describe("loadConfig", () => {
     [{ API_WRITE_BATCH_MAX: "5000" }, "API_WRITE_BATCH_MAX"],
     [{ API_RELAY_LINGER_MS: "x" }, "API_RELAY_LINGER_MS"],
     [{ API_DB_POOL_SIZE: "1" }, "API_DB_POOL_SIZE"],
+    [{ CHAIN_ID: "0" }, "CHAIN_ID"],
+    [{ CHAIN_ID: "0x7a69" }, "CHAIN_ID"],
+    [{ CHAIN_RPC_URL: "ws://127.0.0.1:8545" }, "CHAIN_RPC_URL"],
+    [{ SHOPPER_RPC_URL: "nope" }, "SHOPPER_RPC_URL"],
+    [{ SHOPPER_EXPLORER_URL: "ftp://x" }, "SHOPPER_EXPLORER_URL"],
+    [{ TOKEN_ADDRESS: "0x123" }, "TOKEN_ADDRESS"],
+    [{ API_PUBLIC_ORIGINS: "https://cashback.example.com/app" }, "API_PUBLIC_ORIGINS"],
+    [{ API_PUBLIC_ORIGINS: "cashback.example.com" }, "API_PUBLIC_ORIGINS"],
+    [{ API_PUBLIC_ORIGINS: " , " }, "API_PUBLIC_ORIGINS"],
+    [{ API_SHOPPER_NONCE_TTL_SECONDS: "1" }, "API_SHOPPER_NONCE_TTL_SECONDS"],
+    [{ API_SHOPPER_SESSION_TTL_MINUTES: "0" }, "API_SHOPPER_SESSION_TTL_MINUTES"],
   ])("refuses %j naming %s", (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(name);
@@ -61,6 +72,41 @@ describe("loadConfig", () => {
   it("needs explicit secrets off loopback, and takes them", () => {
     const c = loadConfig({ API_HOST: "0.0.0.0", API_ADMIN_KEY: "a-long-enough-admin-key", ADAPTER_URL: "http://adapter:50051", ADAPTER_AUTH_TOKEN: "t0ken" });
     expect(c).toMatchObject({ adminKey: "a-long-enough-admin-key", usingDevAdminKey: false, adapterAuthToken: "t0ken" });
+  });
+
+  it("has shopper page defaults for the local chain, and takes other values", () => {
+    expect(loadConfig({}).shopper).toEqual({
+      chainId: 31337,
+      chainName: "Hardhat local",
+      chainRpcUrl: "http://127.0.0.1:8545",
+      walletRpcUrl: "http://127.0.0.1:8545",
+      explorerUrl: undefined,
+      tokenAddress: undefined,
+      publicOrigins: undefined,
+      nonceTtlMs: 300_000,
+      sessionTtlMs: 30 * 60_000,
+    });
+    const c = loadConfig({
+      CHAIN_ID: "11155111",
+      CHAIN_RPC_URL: "http://geth.internal:8545",
+      SHOPPER_RPC_URL: "https://rpc.example.org",
+      SHOPPER_EXPLORER_URL: "https://explorer.example.org/",
+      TOKEN_ADDRESS: "0x5fbdb2315678afecb367f032d93f642f64180aa3",
+      API_PUBLIC_ORIGINS: "https://cashback.example.com, http://localhost:3000",
+      API_SHOPPER_NONCE_TTL_SECONDS: "120",
+      API_SHOPPER_SESSION_TTL_MINUTES: "15",
+    }).shopper;
+    expect(c).toEqual({
+      chainId: 11155111,
+      chainName: "Chain 11155111",
+      chainRpcUrl: "http://geth.internal:8545",
+      walletRpcUrl: "https://rpc.example.org",
+      explorerUrl: "https://explorer.example.org",
+      tokenAddress: "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+      publicOrigins: ["https://cashback.example.com", "http://localhost:3000"],
+      nonceTtlMs: 120_000,
+      sessionTtlMs: 15 * 60_000,
+    });
   });
 
   it("parses rates as exact wei per minor unit", () => {

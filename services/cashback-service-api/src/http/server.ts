@@ -10,6 +10,11 @@ import type { KeyResolver } from "./auth.ts";
 import { ApiError, errorHandler } from "./errors.ts";
 import { ErrorBody } from "./schemas.ts";
 
+/** /v1 needs an API key, except the shopper page's routes: a wallet signs in there instead. */
+function needsKey(url: string): boolean {
+  return url.startsWith("/v1/") && !url.startsWith("/v1/shopper/");
+}
+
 export type App = FastifyInstance<Server, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
 
 export interface ServerDeps {
@@ -47,13 +52,13 @@ export async function buildServer(deps: ServerDeps): Promise<App> {
   // Who is calling: resolved for every request, required (401) only by the /v1 routes, after
   // the rate limit has counted the request against the key or, without one, the address.
   app.addHook("onRequest", async (request) => {
-    if (!request.url.startsWith("/v1/")) return;
+    if (!needsKey(request.url)) return;
     const { principal, problem } = await deps.keys.resolve(request.headers.authorization);
     request.principal = principal;
     request.authProblem = problem;
   });
   app.addHook("preValidation", async (request) => {
-    if (request.url.startsWith("/v1/") && !request.principal) throw new ApiError("unauthenticated", request.authProblem ?? "missing API key");
+    if (needsKey(request.url) && !request.principal) throw new ApiError("unauthenticated", request.authProblem ?? "missing API key");
   });
   app.addHook("onResponse", async (request, reply) => {
     deps.metrics.httpDuration.observe(
@@ -89,6 +94,7 @@ export async function buildServer(deps: ServerDeps): Promise<App> {
         { name: "purchases", description: "purchases, their cashback, refunds and trace" },
         { name: "rules", description: "cashback rules (platform-wide or per merchant)" },
         { name: "ledger", description: "a user's cashback ledger and on-chain balance" },
+        { name: "shopper", description: "the shopper page's API: sign in with Ethereum (EIP-4361), then the wallet's own history (session cookie, no API key)" },
         { name: "operations", description: "health, readiness, metrics" },
       ],
     },

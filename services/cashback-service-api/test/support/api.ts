@@ -73,7 +73,7 @@ let counter = 0;
  * The real API in this process, on its own database and its own throwaway nats-server, with the
  * adapter pointing nowhere unless `env` says otherwise.
  */
-export async function startTestApi(opts: { env?: Record<string, string>; nats?: NatsServer; database?: TestDatabase } = {}): Promise<TestApi> {
+export async function startTestApi(opts: { env?: Record<string, string>; nats?: NatsServer; database?: TestDatabase; startOptions?: Parameters<typeof startApi>[2] } = {}): Promise<TestApi> {
   const db = opts.database ?? (await createTestDatabase("api"));
   const nats = opts.nats ?? (await startNatsServer());
   const logger = createLogger("api-test", process.env.TEST_LOG_LEVEL ?? "silent");
@@ -87,7 +87,7 @@ export async function startTestApi(opts: { env?: Record<string, string>; nats?: 
     API_DB_POOL_SIZE: "6",
     ...opts.env,
   });
-  const api = await startApi(config, logger);
+  const api = await startApi(config, logger, opts.startOptions);
   const baseUrl = `http://127.0.0.1:${api.port}`;
   const admin = client(baseUrl, ADMIN_KEY);
   const t: TestApi = {
