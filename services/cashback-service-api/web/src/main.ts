@@ -91,8 +91,8 @@ async function signOut(note?: string) {
   entries = [];
   nextCursor = null;
   render();
-  await api.signOut().catch(() => {});
   if (note) say(note);
+  await api.signOut().catch(() => {});
 }
 
 function showSignedIn(s: Session) {
@@ -218,7 +218,7 @@ function render() {
 function renderHistory(history: History) {
   if (!config.token && entries.length === 0) return;
   const token = config.token ?? { decimals: 18, symbol: "CBK" };
-  ui.pending.textContent = BigInt(history.totals.pending_wei) > 0n ? `${formatToken(history.totals.pending_wei, token.decimals, token.symbol)} on its way` : "";
+  ui.pending.textContent = BigInt(history.totals.pending_wei) > 0n ? `${formatToken(history.totals.pending_wei, token.decimals, token.symbol)} on its way` : "nothing";
   ui.rows.replaceChildren(
     ...entries.map((entry) => {
       const row = historyRow(entry, token, config.chain.explorer_url);
