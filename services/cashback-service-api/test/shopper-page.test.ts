@@ -105,6 +105,7 @@ beforeAll(async () => {
     const c = await chromium.launchPersistentContext(profileDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1200, height: 900 } });
     await c.exposeFunction("__testWallet", answerWallet);
     await c.addInitScript(INJECTED_PROVIDER);
+    c.setDefaultTimeout(60_000); // a busy machine: generous waits, no timing thresholds
     return c;
   })();
   [chain, nats, adapterDb, consumerDb] = await Promise.all([startTestChain(), startNatsServer(), createTestDatabase("page_adapter"), createTestDatabase("page_consumer"), buildWeb(webDir)]);
