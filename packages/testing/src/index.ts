@@ -1,6 +1,6 @@
 export { startAdapterProcess, TEST_ADAPTER_TOKEN, type AdapterProcess } from "./adapter-process.ts";
 export { startTestChain, type TestChain } from "./chain.ts";
-export { chainIdOf, clawedBackEvents, mintedEvents, setMinterRole, spendTokens } from "./chain-events.ts";
+export { chainIdOf, clawedBackEvents, freshMinter, mintedEvents, setMinterRole, spendTokens } from "./chain-events.ts";
 export { startConsumerProcess, type ConsumerProcess } from "./consumer-process.ts";
 export { accruedEvent, clawbackRequestedEvent, freshWallet } from "./events.ts";
 export { publishEvent, publishRaw, streamMessages, type StreamMessage } from "./jetstream.ts";
