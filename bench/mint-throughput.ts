@@ -115,6 +115,22 @@ interface Result {
   verified: boolean;
   problems: string[];
   rpc?: Record<string, MethodStats>;
+  /** Mean ms per round of each phase (adapter_round_phase_seconds). */
+  phases: Record<string, number>;
+}
+
+/** The adapter's own per-phase round times: mean ms per mint transaction. */
+async function roundPhases(adapter: { metrics: { roundPhaseSeconds: { get(): Promise<{ values: { metricName?: string; labels: Record<string, string | number>; value: number }[] }> } } }) {
+  const { values } = await adapter.metrics.roundPhaseSeconds.get();
+  const sums = new Map<string, { sum: number; count: number }>();
+  for (const v of values) {
+    const phase = String(v.labels.phase);
+    const entry = sums.get(phase) ?? { sum: 0, count: 0 };
+    if (v.metricName?.endsWith("_sum")) entry.sum = v.value;
+    if (v.metricName?.endsWith("_count")) entry.count = v.value;
+    sums.set(phase, entry);
+  }
+  return Object.fromEntries([...sums].filter(([, e]) => e.count > 0).map(([p, e]) => [p, (1000 * e.sum) / e.count]));
 }
 
 const freshAddress = (): Address => privateKeyToAccount(generatePrivateKey()).address;
@@ -274,6 +290,7 @@ async function runScenario(chain: TestChain, scenario: Scenario, runId: string, 
     clearTimeout(limit);
     // Counted at the end of the timed window (after a time limit, draining sends more).
     const transactions = (await adapter.db.blockchainTransaction.count()) - txsBefore;
+    const phases = await roundPhases(adapter);
     const rpc = rpcStats ? Object.fromEntries([...rpcStats.take()].sort((a, b) => b[1].calls - a[1].calls)) : undefined;
 
     // After a timeout or failed calls, let the adapter finish what it accepted before checking.
@@ -331,6 +348,7 @@ async function runScenario(chain: TestChain, scenario: Scenario, runId: string, 
       verified: problems.length === 0,
       problems,
       rpc,
+      phases,
     };
   } finally {
     await running.stop();
@@ -367,6 +385,12 @@ function printResults(ceiling: Ceiling | undefined, results: Result[]) {
   console.log(`\nMint throughput via gRPC (fraction of the gas-given ceiling for automine scenarios; interval = ${BLOCK_MS} ms blocks), limit ${TIME_LIMIT_MS / 1000}s per scenario\n`);
   console.log(formatTable(header, rows, new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15])));
   for (const r of results) for (const p of r.problems) console.log(`  ${r.scenario}: ${p}`);
+  console.log(`\nWhere a mint round's time goes (mean ms per transaction; receipt = recording it, after the commit):`);
+  for (const r of results) {
+    const total = Object.entries(r.phases).reduce((n, [p, ms]) => (p === "receipt" ? n : n + ms), 0);
+    const parts = Object.entries(r.phases).map(([p, ms]) => `${p} ${ms.toFixed(1)}${p === "receipt" ? "" : ` (${((100 * ms) / total).toFixed(0)}%)`}`);
+    console.log(`  ${r.scenario.padEnd(28)} round ${total.toFixed(1)} ms: ${parts.join(", ")}`);
+  }
   for (const r of results) {
     if (!r.rpc) continue;
     const entries = Object.entries(r.rpc);

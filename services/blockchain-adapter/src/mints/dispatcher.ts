@@ -201,15 +201,19 @@ export class MintDispatcher {
     const { db, chain, logger } = this.deps;
     let sent: { signed: SignedTx; txId: bigint; keys: string[] } | undefined;
     let finished: string[] = [];
+    const phase = phaseTimer(this.deps.metrics);
     const handled = await db.$transaction(
       async (tx) => {
+        phase("begin");
         const claimed = await tx.$queryRaw<PendingRow[]>`
           SELECT idempotency_key, mint_id, to_address, amount_wei FROM mints
           WHERE status = 'PENDING' AND NOT (idempotency_key = ANY(${[...this.awaitingChain]}))
           ORDER BY created_at LIMIT ${this.deps.batchMax} FOR UPDATE SKIP LOCKED`;
+        phase("claim");
         if (claimed.length === 0) return 0;
 
         const nonce = await this.deps.nonces.lock(tx);
+        phase("nonce");
         // A pause holds every mint back, and a refusal that concerns every mint (role revoked)
         // fails them all. Any other halves the batch until the contract accepts it: the entry it
         // refuses ends up alone and fails alone, and the rest stay queued for the next rounds.
@@ -234,14 +238,18 @@ export class MintDispatcher {
             return claimed.length;
           }
         }
+        phase("prepare");
         const signed = await chain.sign(prepared);
+        phase("sign");
         const row = await tx.blockchainTransaction.create({ data: txRow(chain, signed) });
         const keys = rows.map((r) => r.idempotency_key);
         await tx.mint.updateMany({ where: { idempotencyKey: { in: keys } }, data: { status: "SUBMITTED", transactionId: row.id } });
         await this.deps.nonces.advance(tx, signed.nonce);
+        phase("record");
         // From here a failure may leave the transaction on chain without our record of it.
         this.inDoubt = true;
         await broadcastMined(chain, signed);
+        phase("broadcast");
         if (estimate) for (const key of keys) needsEstimate?.delete(key);
         sent = { signed, txId: row.id, keys };
         return claimed.length;
@@ -249,6 +257,7 @@ export class MintDispatcher {
       { timeout: 60_000, maxWait: 10_000 },
     );
     this.inDoubt = false;
+    if (handled > 0) phase("commit");
     this.deps.completions.notify(finished);
     if (sent) {
       this.outOfFunds = false;
@@ -431,6 +440,21 @@ export class MintDispatcher {
     }
     return finished;
   }
+}
+
+/**
+ * Times a round's phases (each call: the time since the previous one). Observed at "commit" only,
+ * so empty and failed rounds do not blur the figures.
+ */
+function phaseTimer(metrics: Metrics): (phase: string) => void {
+  let last = performance.now();
+  const seen: [string, number][] = [];
+  return (phase) => {
+    const now = performance.now();
+    seen.push([phase, (now - last) / 1000]);
+    last = now;
+    if (phase === "commit") for (const [p, s] of seen) metrics.roundPhaseSeconds.observe({ phase: p }, s);
+  };
 }
 
 /**
