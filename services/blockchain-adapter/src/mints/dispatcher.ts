@@ -12,6 +12,7 @@ import type { Completions } from "./completions.ts";
 import type { ReceiptWatcher } from "./receipt-watcher.ts";
 import type { Settlement } from "./settlement.ts";
 import { txRow } from "./tx-row.ts";
+import type { SendStore } from "../transactions/send-store.ts";
 
 interface PendingRow {
   idempotency_key: string;
@@ -59,6 +60,8 @@ export class MintDispatcher {
     needsEstimate?: Set<string>;
     /** Estimate every batch (the behaviour before gas bounds); default false. */
     alwaysEstimate?: boolean;
+    /** The hot path on `pg`; without it every round goes through Prisma. */
+    sendStore?: SendStore;
   };
   /** Set while the signer can not pay for gas; cleared by the next successful send. */
   outOfFunds = false;
@@ -197,8 +200,62 @@ export class MintDispatcher {
     return (await this.mintRound()) + (await this.clawbackRound());
   }
 
-  private async mintRound(): Promise<number> {
-    const { db, chain, logger } = this.deps;
+  private mintRound(): Promise<number> {
+    const { sendStore, alwaysEstimate, needsEstimate } = this.deps;
+    if (sendStore && !alwaysEstimate && (needsEstimate?.size ?? 0) === 0) return this.boundedMintRound(sendStore);
+    return this.estimatedMintRound();
+  }
+
+  /**
+   * The usual round: claim, lock the nonce, sign with a gas bound (nothing to ask the node but the
+   * cached fees), record, broadcast, commit; three statements on `pg`. Nothing here can be refused
+   * before the broadcast: a refusal shows as a revert, and Settlement sends those mints back to be
+   * estimated (estimatedMintRound).
+   */
+  private async boundedMintRound(store: SendStore): Promise<number> {
+    const { chain } = this.deps;
+    let sent: { signed: SignedTx; txId: bigint; keys: string[] } | undefined;
+    const phase = phaseTimer(this.deps.metrics);
+    const handled = await store.transaction(async (c) => {
+      phase("begin");
+      const claimed = await store.claimMints(c, { exclude: [...this.awaitingChain], limit: this.deps.batchMax });
+      phase("claim");
+      if (claimed.length === 0) return 0;
+      const nonce = await store.lockNonce(c, chain.chainId, chain.signerAddress);
+      phase("nonce");
+      const prepared = await chain.prepareMints(claimed.map((m) => ({ to: m.to, amountWei: m.amountWei, mintId: m.mintId })), nonce, { estimate: false });
+      phase("prepare");
+      const signed = await chain.sign(prepared);
+      phase("sign");
+      const keys = claimed.map((m) => m.idempotencyKey);
+      const txId = await store.recordSent(c, { chainId: chain.chainId, from: chain.signerAddress, to: signed.to ?? chain.token, signed, keys });
+      phase("record");
+      // From here a failure may leave the transaction on chain without our record of it.
+      this.inDoubt = true;
+      await broadcastMined(chain, signed);
+      phase("broadcast");
+      sent = { signed, txId, keys };
+      return claimed.length;
+    });
+    this.inDoubt = false;
+    if (sent) {
+      phase("commit");
+      this.announce(sent);
+    }
+    return handled;
+  }
+
+  private announce(sent: { signed: SignedTx; txId: bigint; keys: string[] }): void {
+    this.outOfFunds = false;
+    this.deps.metrics.transactions.inc({ event: "sent" });
+    this.deps.metrics.batchSize.observe(sent.keys.length);
+    this.deps.logger.debug({ tx: sent.signed.hash, nonce: sent.signed.nonce.toString(), mints: sent.keys.length }, "mint transaction sent");
+    this.deps.receipts.watch(sent.txId, sent.signed.hash);
+  }
+
+  /** A round that prices its batch with eth_estimateGas, halving it while the contract refuses an entry. */
+  private async estimatedMintRound(): Promise<number> {
+    const { db, chain } = this.deps;
     let sent: { signed: SignedTx; txId: bigint; keys: string[] } | undefined;
     let finished: string[] = [];
     const phase = phaseTimer(this.deps.metrics);
@@ -259,13 +316,7 @@ export class MintDispatcher {
     this.inDoubt = false;
     if (handled > 0) phase("commit");
     this.deps.completions.notify(finished);
-    if (sent) {
-      this.outOfFunds = false;
-      this.deps.metrics.transactions.inc({ event: "sent" });
-      this.deps.metrics.batchSize.observe(sent.keys.length);
-      logger.debug({ tx: sent.signed.hash, nonce: sent.signed.nonce.toString(), mints: sent.keys.length }, "mint transaction sent");
-      this.deps.receipts.watch(sent.txId, sent.signed.hash);
-    }
+    if (sent) this.announce(sent);
     return handled;
   }
 
