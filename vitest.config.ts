@@ -10,6 +10,10 @@ export default defineConfig({
           testTimeout: 60_000,
         },
       },
+      {
+        // The stack as shipped: docker-compose.yml against the services' config, npm run demo.
+        test: { name: "stack", include: ["test/stack/**/*.test.ts"], testTimeout: 180_000, hookTimeout: 180_000 },
+      },
       "packages/*",
       "services/*",
     ],
