@@ -22,6 +22,10 @@ export default defineConfig({
         // Bounded chaos run over the whole system (CHAOS_PURCHASES, default 2,000): npm run test:faults.
         test: { name: "faults", include: ["test/faults/**/*.test.ts"], testTimeout: 600_000, hookTimeout: 180_000 },
       },
+      {
+        // The stack as shipped: docker-compose.yml against the services' config, npm run demo.
+        test: { name: "stack", include: ["test/stack/**/*.test.ts"], testTimeout: 180_000, hookTimeout: 180_000 },
+      },
       "packages/*",
       "services/*",
     ],
