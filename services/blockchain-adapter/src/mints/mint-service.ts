@@ -6,6 +6,7 @@ import { DEFAULT_METADATA_LIMITS, type MetadataLimits } from "../validation.ts";
 import type { Completions } from "./completions.ts";
 import { parseMintRequest, sameMint, type MintRequest } from "./mint-request.ts";
 import { toMintResult, type MintResult } from "./views.ts";
+import { requestTraceparent } from "../rpc/tracing.ts";
 
 export const MAX_BATCH = 200;
 type MintInput = Parameters<typeof parseMintRequest>[0];
@@ -75,6 +76,7 @@ export class MintService {
           toAddress: r.to,
           amountWei: toDecimal(r.amountWei),
           metadata: r.metadata,
+          traceparent: requestTraceparent(r.metadata),
         })),
         skipDuplicates: true,
         select: { idempotencyKey: true },
