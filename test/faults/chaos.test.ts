@@ -140,12 +140,20 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
 
   // Quiescence: no entry in flight, no event waiting in any outbox, no request open anywhere.
   const { api, consumer, adapter } = stack.databaseUrls;
-  await waitFor("quiescence", async () =>
-    (await count(api, "SELECT count(*)::int AS n FROM cashback_ledger WHERE status IN ('pending', 'clawback_pending')")) === 0 &&
-    (await count(api, "SELECT count(*)::int AS n FROM outbox_events WHERE published_at IS NULL")) === 0 &&
-    (await count(consumer, "SELECT count(*)::int AS n FROM outbox_events WHERE published_at IS NULL")) === 0 &&
-    (await count(consumer, "SELECT count(*)::int AS n FROM mint_requests WHERE status IN ('PENDING', 'SUBMITTED')")) === 0,
-    { timeoutMs: 300_000, intervalMs: 500 });
+  let lastState = "";
+  await waitFor("quiescence", async () => {
+    const state = {
+      ledgerPending: await count(api, "SELECT count(*)::int AS n FROM cashback_ledger WHERE status IN ('pending', 'clawback_pending')"),
+      apiOutbox: await count(api, "SELECT count(*)::int AS n FROM outbox_events WHERE published_at IS NULL"),
+      consumerOutbox: await count(consumer, "SELECT count(*)::int AS n FROM outbox_events WHERE published_at IS NULL"),
+      requestsOpen: await count(consumer, "SELECT count(*)::int AS n FROM mint_requests WHERE status IN ('PENDING', 'SUBMITTED')"),
+      adapterOpen: await count(adapter, "SELECT count(*)::int AS n FROM mints WHERE status IN ('PENDING', 'SUBMITTED')"),
+    };
+    const text = JSON.stringify(state);
+    if (text !== lastState) log(`draining: ${text}`);
+    lastState = text;
+    return Object.values(state).every((n) => n === 0);
+  }, { timeoutMs: 300_000, intervalMs: 500 });
   const drainMs = Date.now() - chaosDoneAt;
 
   // Every purchase accepted once, with exactly one ledger entry, minted.
