@@ -57,7 +57,7 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
   const users: string[] = [];
   for (let i = 0; i < 50; i++) users.push(await shop.addShopper(freshWallet()));
 
-  const figures = { kills: {} as Record<ServiceName, number>, sigterms: {} as Record<ServiceName, number>, natsRestarts: 0, postgresRestarts: 0, rpcCutMs: 0 };
+  const figures = { kills: {} as Record<ServiceName, number>, sigterms: {} as Record<ServiceName, number>, natsRestarts: 0, postgresRestarts: 0, rpcCutMs: 0, uncleanStops: [] as string[] };
   for (const s of SERVICES) figures.kills[s] = figures.sigterms[s] = 0;
   const plan = planChaos(random, { durationMs: DURATION_MS, killsPerService: KILLS, sigtermsPerService: SIGTERMS, instancesPerService: INSTANCES, rpcCutMs: RPC_CUT_MS });
   const instanceOf = (a: { service: ServiceName; instance: number }) => ({ adapter: stack.adapters, api: stack.apis, consumer: stack.consumers })[a.service][a.instance]!;
@@ -80,7 +80,9 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
       case "sigterm": {
         const instance = instanceOf(action);
         log(`SIGTERM ${instance.name}`);
-        await instance.stop(30_000);
+        const exit = await instance.terminate(30_000);
+        log(`${instance.name} exited after SIGTERM in ${exit?.ms} ms (code ${exit?.code}, signal ${exit?.signal})`);
+        if (exit && exit.code !== 0) figures.uncleanStops.push(`${instance.name}: ${exit.signal ?? `code ${exit.code}`} after ${exit.ms} ms`);
         figures.sigterms[action.service]++;
         await instance.start();
         log(`${instance.name} back`);
@@ -197,6 +199,7 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
       `  duplicates refused by the contract: ${skipped.length} MintSkipped, ${reverted} reverted transactions`,
       `  load ${((loadDoneAt - t0) / 1000).toFixed(1)} s, chaos ${((chaosDoneAt - t0) / 1000).toFixed(1)} s, drain after the last fault ${(drainMs / 1000).toFixed(1)} s`,
       `  reconcile: ${report.matched} matched, 0 differences`,
+      `  SIGTERMs that did not end in a clean exit: ${figures.uncleanStops.join("; ") || "none"}`,
     ].join("\n"),
   );
   expect(figures.natsRestarts + figures.postgresRestarts).toBe(2);
