@@ -1,8 +1,9 @@
+import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import pg from "pg";
 import { cashbackTokenAbi } from "@cashback/token";
-import { createMerchant, freshWallet, mintedEvents, startStack, waitFor, type ServiceName, type Stack } from "@cashback/testing";
+import { createMerchant, freshWallet, mintedEvents, repoRoot, startStack, waitFor, type ServiceName, type Stack } from "@cashback/testing";
 import { loadReconcileConfig, runReconcile } from "../../scripts/reconcile/run.ts";
 import { formatReport } from "../../scripts/reconcile/compare.ts";
 import { drivePurchases } from "./chaos/load.ts";
@@ -26,6 +27,7 @@ let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({
     postgres: "own",
+    logDir: path.join(repoRoot, "test-results", `chaos-${SEED}`),
     instances: { adapter: INSTANCES, api: INSTANCES, consumer: INSTANCES },
     env: {
       // Ride out every outage (never give up on a mint), and notice recoveries quickly.
@@ -150,11 +152,12 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
       consumerOutbox: await count(consumer, "SELECT count(*)::int AS n FROM outbox_events WHERE published_at IS NULL"),
       requestsOpen: await count(consumer, "SELECT count(*)::int AS n FROM mint_requests WHERE status IN ('PENDING', 'SUBMITTED')"),
       adapterOpen: await count(adapter, "SELECT count(*)::int AS n FROM mints WHERE status IN ('PENDING', 'SUBMITTED')"),
+      consumerRequests: await scalar(consumer, "SELECT coalesce(string_agg(s, ', '), '') FROM (SELECT status || ' ' || count(*) || ' (' || coalesce(max(last_error_reason), '-') || ', due in ' || round(extract(epoch FROM max(next_attempt_at) - now())) || ' s)' AS s FROM mint_requests WHERE status IN ('PENDING', 'SUBMITTED') GROUP BY status) x"),
     };
     const text = JSON.stringify(state);
     if (text !== lastState) log(`draining: ${text}`);
     lastState = text;
-    return Object.values(state).every((n) => n === 0);
+    return Object.values(state).every((n) => n === 0 || n === "");
   }, { timeoutMs: 300_000, intervalMs: 500 });
   const drainMs = Date.now() - chaosDoneAt;
 
