@@ -31,7 +31,7 @@ import { createTestDatabase, type TestDatabase } from "@cashback/db/testing";
 import { freePort, httpOk, serviceProcess, startAdapterProcess, startChainProcess, startConsumerProcess, startNatsServer, type ServiceProcess } from "@cashback/testing";
 import { apiClient } from "../scripts/demo/api-client.ts";
 import { formatTable, thousands } from "./support/table.ts";
-import { percentile, Progress, type Sample } from "./support/pipeline-stats.ts";
+import { cpuSeconds, findPid, percentile, Progress, type Sample } from "./support/pipeline-stats.ts";
 
 const num = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const RATE = num("BENCH_RATE", 500);
@@ -66,6 +66,7 @@ watchdog.unref();
 const failures: string[] = [];
 const rows: string[][] = [];
 const stageRows: string[][] = [];
+const cpuRows: string[][] = [];
 const figures: Record<string, unknown> = { rate: RATE, seconds: SECONDS, concurrency: CONCURRENCY, loadStart: Number(load()) };
 
 try {
@@ -133,6 +134,25 @@ try {
       users.push((await rest.post<{ id: string }>("/v1/users", key, { external_id: `bench-${i}`, email: `b${i}@example.com`, wallet_address: wallet })).id);
     }
     const apiDb = pool(dbs.api);
+    // CPU per process over a phase (/proc): which part of the machine each minted entry costs.
+    const chainPid = findPid(["hardhat", "node", "--port", new URL(chain.nodeUrl).port]);
+    const natsPid = findPid(["nats-server", new URL(nats.url).port]);
+    const ourDbs = Object.values(dbs).map((d) => d.name);
+    const cpuSnapshot = async () => {
+      const { rows: backends } = await apiDb.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])`, [ourDbs]);
+      const sum = (pids: (number | undefined)[]) => pids.reduce<number>((t, pid) => t + (pid ? cpuSeconds(pid) : 0), 0);
+      return {
+        api: sum([stack.api.pid]),
+        consumer: sum([stack.consumer.pid]),
+        adapter: sum([stack.adapter.pid]),
+        chain: sum([chainPid]),
+        postgres: 0, // per backend below
+        backendCpu: new Map(backends.map((b) => [b.pid, cpuSeconds(b.pid)])),
+        nats: sum([natsPid]),
+        bench: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+        at: Date.now(),
+      };
+    };
     let seq = 0;
     const sendPurchase = async (phase: string): Promise<string> => {
       const i = seq++;
@@ -158,6 +178,7 @@ try {
         return Number(c!.minted);
       };
       const startSeq = seq;
+      const cpuBefore = await cpuSnapshot();
       const t0 = Date.now();
       const ticker = setInterval(() => void counts().then((minted) => progress.update({ sent: seq - startSeq, accepted: due.size, minted, errors }), () => {}), 500);
       const fire = (dueAt: number) =>
@@ -192,6 +213,7 @@ try {
       const drainDeadline = Date.now() + DRAIN_MS;
       while ((await counts()) < due.size && Date.now() < drainDeadline) await new Promise((r) => setTimeout(r, 250));
       clearInterval(ticker);
+      const cpuAfter = await cpuSnapshot();
       progress.update({ sent: seq - startSeq, accepted: due.size, minted: await counts(), errors });
       progress.done();
 
@@ -214,6 +236,17 @@ try {
       if (errors > 0) failures.push(`${phase}: ${errors} purchases refused or failed`);
       rows.push(sampleRow(phase === "rate" ? `pipeline @ ${RATE}/s` : `pipeline, full speed (${CONCURRENCY} senders)`, sample));
       figures[phase] = sample;
+      {
+        // a Postgres backend that connected during the phase counts whole (its start is in it)
+        const parts = ["api", "consumer", "adapter", "chain", "postgres", "nats", "bench"] as const;
+        const used = Object.fromEntries(parts.map((k) => [k, cpuAfter[k] - cpuBefore[k]])) as Record<(typeof parts)[number], number>;
+        // per backend; one that ended during the phase is lost (pools keep theirs open)
+        for (const [pid, after] of cpuAfter.backendCpu) used.postgres += after - (cpuBefore.backendCpu.get(pid) ?? 0);
+        const wall = (cpuAfter.at - cpuBefore.at) / 1_000;
+        const total = parts.reduce((t, k) => t + used[k], 0);
+        cpuRows.push([phase, wall.toFixed(1), ...parts.map((k) => used[k].toFixed(1)), total.toFixed(1), ((total / wall) * 100).toFixed(0) + "%", ((total * 1_000) / Math.max(1, sample.confirmed)).toFixed(2)]);
+        figures[`${phase}Cpu`] = { wallS: wall, ...used };
+      }
       stageRows.push(...(await stages(phase, [...due.entries()], { api: apiDb, consumer: pool(dbs.consumer), adapter: pool(dbs.adapter) })));
     }
 
@@ -330,6 +363,11 @@ if (stageRows.length) {
   console.log();
   console.log("where the time goes (ms per entry, each service's own timestamps):");
   console.log(formatTable(["phase", "stage", "p50 ms", "p99 ms"], stageRows, new Set([2, 3])));
+}
+if (cpuRows.length) {
+  console.log();
+  console.log("CPU seconds per process over each phase (sending + draining; 2 cores = 200% of the wall time; other jobs on the machine are not counted):");
+  console.log(formatTable(["phase", "wall s", "api", "consumer", "adapter", "chain", "postgres", "nats", "bench", "total", "of 1 core", "ms CPU/minted"], cpuRows, new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])));
 }
 const best = Math.max(...["rate", "full"].map((p) => (figures[p] as Sample | undefined)?.confirmedPerS ?? 0));
 const naive = (figures.naive as Sample | undefined)?.confirmedPerS;

@@ -1,4 +1,5 @@
 // Figures and the progress line of bench/pipeline.ts.
+import { readdirSync, readFileSync } from "node:fs";
 
 export interface Sample {
   accepted: number;
@@ -57,3 +58,30 @@ export class Progress {
     this.shown = false;
   }
 }
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); 0 when it is gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields from the 3rd on
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime (14th, 15th)
+  } catch {
+    return 0;
+  }
+}
+
+/** The pid of the process whose command line contains every one of `parts` (e.g. the hardhat node on its port). */
+export function findPid(parts: string[]): number | undefined {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ");
+      if (parts.every((p) => cmd.includes(p))) return Number(entry);
+    } catch {
+      /* gone */
+    }
+  }
+  return undefined;
+}
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
