@@ -1,11 +1,17 @@
 import { createLogger, onShutdown } from "@cashback/runtime";
+import { startTelemetry } from "@cashback/telemetry";
 import { startApi } from "./app.ts";
 import { loadConfig } from "./config.ts";
 
+// Tracing first: every log line then carries the trace id of the work it is about.
+const telemetry = startTelemetry({ service: "cashback-service-api" });
 const logger = createLogger("cashback-service-api");
 try {
   const api = await startApi(loadConfig(), logger);
-  onShutdown(logger, () => api.stop());
+  onShutdown(logger, async () => {
+    await api.stop();
+    await telemetry.shutdown();
+  });
 } catch (err) {
   logger.fatal({ err }, "cashback API failed to start");
   process.exit(1);

@@ -26,6 +26,12 @@ export function isNonceError(err: unknown): boolean {
   return /nonce too (low|high)|nonce has already been used|invalid nonce|Nonce too (low|high)/i.test(text);
 }
 
+/** The signer can not pay for the gas (a node's "insufficient funds for gas * price + value"). */
+export function isInsufficientFunds(err: unknown): boolean {
+  const text = err instanceof Error ? `${err.message} ${(err as BaseError).details ?? ""}` : String(err);
+  return /insufficient funds|sender doesn't have enough funds|InsufficientFundsError/i.test(text) || (err instanceof BaseError && err.walk((e) => (e as Error).name === "InsufficientFundsError") !== null);
+}
+
 /** The contract refused a call (a revert in simulation): final for that input, not an outage. */
 export class ContractRejectedError extends Error {
   override name = "ContractRejectedError";

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Hex } from "viem";
 import type { Logger } from "@cashback/runtime";
 import type { ChainClient, SignedTx } from "../chain/chain-client.ts";
-import { ContractRejectedError, isCircuitOpen, isNonceError, isTransportError, shortMessage } from "../chain/rpc-errors.ts";
+import { asContractRejection, ContractRejectedError, isCircuitOpen, isInsufficientFunds, isNonceError, isTransportError, shortMessage } from "../chain/rpc-errors.ts";
 import { clawbackStore } from "../clawbacks/clawback-store.ts";
 import { fromDecimal, isDatabaseUnavailable, type Db, type Tx } from "../db.ts";
 import { backoffMs, FailureStreak } from "../failure-streak.ts";
@@ -52,7 +52,16 @@ export class MintDispatcher {
     batchWindowMs: number;
     /** Longest wait between failed rounds (default 5 s); no use waiting longer than the breaker does. */
     maxBackoffMs?: number;
+    /**
+     * Keys to price with eth_estimateGas before sending (shared by every lane and Settlement, which
+     * adds the mints of a bounded transaction that reverted). Others go with a gas bound.
+     */
+    needsEstimate?: Set<string>;
+    /** Estimate every batch (the behaviour before gas bounds); default false. */
+    alwaysEstimate?: boolean;
   };
+  /** Set while the signer can not pay for gas; cleared by the next successful send. */
+  outOfFunds = false;
   private running = false;
   private loop?: Promise<void>;
   private wake?: () => void;
@@ -145,7 +154,11 @@ export class MintDispatcher {
 
   private onRoundError(err: unknown): void {
     const { streak } = this;
-    if (isNonceError(err)) {
+    if (isInsufficientFunds(err)) {
+      this.outOfFunds = true;
+      this.deps.metrics.transactions.inc({ event: "out_of_funds" });
+      streak.failed("funds", { reason: "SIGNER_OUT_OF_FUNDS", signer: this.deps.chain.signerAddress, err: shortMessage(err) }, "SIGNER_OUT_OF_FUNDS: the signer can not pay for gas; its lane waits until it is funded", "error");
+    } else if (isNonceError(err)) {
       this.resyncNonce = true;
       streak.failed("nonce", { err: shortMessage(err) }, "node rejected the nonce; resyncing");
     } else if (err instanceof TokenPausedError) {
@@ -201,10 +214,14 @@ export class MintDispatcher {
         // fails them all. Any other halves the batch until the contract accepts it: the entry it
         // refuses ends up alone and fails alone, and the rest stay queued for the next rounds.
         let rows = claimed;
+        const needsEstimate = this.deps.needsEstimate;
+        // Bounded gas unless some mint came back from a bounded transaction that reverted: then the
+        // estimate names the refusal before anything else is signed.
+        const estimate = this.deps.alwaysEstimate === true || (needsEstimate !== undefined && rows.some((r) => needsEstimate.has(r.idempotency_key)));
         let prepared;
         for (;;) {
           try {
-            prepared = await chain.prepareMints(rows.map(toCall), nonce);
+            prepared = await chain.prepareMints(rows.map(toCall), nonce, { estimate });
             break;
           } catch (err) {
             if (!(err instanceof ContractRejectedError)) throw err;
@@ -224,7 +241,8 @@ export class MintDispatcher {
         await this.deps.nonces.advance(tx, signed.nonce);
         // From here a failure may leave the transaction on chain without our record of it.
         this.inDoubt = true;
-        await chain.broadcast(signed.raw);
+        await broadcastMined(chain, signed);
+        if (estimate) for (const key of keys) needsEstimate?.delete(key);
         sent = { signed, txId: row.id, keys };
         return claimed.length;
       },
@@ -233,6 +251,7 @@ export class MintDispatcher {
     this.inDoubt = false;
     this.deps.completions.notify(finished);
     if (sent) {
+      this.outOfFunds = false;
       this.deps.metrics.transactions.inc({ event: "sent" });
       this.deps.metrics.batchSize.observe(sent.keys.length);
       logger.debug({ tx: sent.signed.hash, nonce: sent.signed.nonce.toString(), mints: sent.keys.length }, "mint transaction sent");
@@ -411,6 +430,19 @@ export class MintDispatcher {
       this.deps.logger.warn({ rejected: Object.fromEntries(failed) }, "mints rejected by the contract");
     }
     return finished;
+  }
+}
+
+/**
+ * Broadcasts. A node that mines on arrival (Hardhat's automine) may answer a transaction that
+ * reverted with the revert itself: it was mined all the same (its nonce is used), so it counts as
+ * sent, and its receipt settles its mints like any other revert.
+ */
+async function broadcastMined(chain: ChainClient, signed: SignedTx): Promise<void> {
+  try {
+    await chain.broadcast(signed.raw);
+  } catch (err) {
+    if (!asContractRejection(err) || isNonceError(err) || !(await chain.receipt(signed.hash).catch(() => undefined))) throw err;
   }
 }
 

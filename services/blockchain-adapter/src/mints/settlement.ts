@@ -20,9 +20,12 @@ export class Settlement {
   private readonly logger: Logger;
   private readonly metrics: Metrics;
   private readonly confirmations: number;
+  /** Shared with the dispatchers: mints to estimate before they are sent again. */
+  private readonly needsEstimate: Set<string>;
 
-  constructor(deps: { db: Db; chain: ChainClient; completions: Completions; logger: Logger; metrics: Metrics; confirmations: number }) {
+  constructor(deps: { db: Db; chain: ChainClient; completions: Completions; logger: Logger; metrics: Metrics; confirmations: number; needsEstimate?: Set<string> }) {
     this.confirmations = deps.confirmations;
+    this.needsEstimate = deps.needsEstimate ?? new Set();
     this.db = deps.db;
     this.chain = deps.chain;
     this.completions = deps.completions;
@@ -37,8 +40,8 @@ export class Settlement {
     let recorded = false;
     await this.db.$transaction(
       async (tx) => {
-        const [row] = await tx.$queryRaw<{ status: string; nonce: bigint; from_address: string }[]>`
-          SELECT status::text, nonce, from_address FROM blockchain_transactions WHERE id = ${txId} FOR UPDATE`;
+        const [row] = await tx.$queryRaw<{ status: string; nonce: bigint; from_address: string; gas_bounded: boolean }[]>`
+          SELECT status::text, nonce, from_address, gas_bounded FROM blockchain_transactions WHERE id = ${txId} FOR UPDATE`;
         if (!row || row.status === "CONFIRMED" || row.status === "FAILED") return;
         recorded = true;
 
@@ -82,6 +85,15 @@ export class Settlement {
           const minted = await this.lookUpElsewhere(tx, mints);
           if (minted === undefined) {
             await requeue(mints);
+            return;
+          }
+          if (row.gas_bounded) {
+            // Sent with a gas bound, not an estimate: the revert may be our bound or a refusal the
+            // estimate would have named. Back to the queue, to be estimated before the next send.
+            const rest = mints.filter((m) => !minted.includes(m.idempotencyKey));
+            for (const m of rest) this.needsEstimate.add(m.idempotencyKey);
+            await requeue(rest);
+            finished.push(...minted);
             return;
           }
           const failed = mints.filter((m) => !minted.includes(m.idempotencyKey)).map((m) => m.idempotencyKey);

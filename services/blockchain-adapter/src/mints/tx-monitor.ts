@@ -7,7 +7,6 @@ import { clawbackStore } from "../clawbacks/clawback-store.ts";
 import { fromDecimal, isDatabaseUnavailable, type Db } from "../db.ts";
 import { backoffMs, FailureStreak } from "../failure-streak.ts";
 import type { Metrics } from "../metrics.ts";
-import type { MintDispatcher } from "./dispatcher.ts";
 import type { Settlement } from "./settlement.ts";
 import { txRow } from "./tx-row.ts";
 
@@ -30,7 +29,8 @@ export class TxMonitor {
     db: Db;
     chain: ChainClient;
     settlement: Settlement;
-    dispatcher: MintDispatcher;
+    /** Told when re-queued mints must be checked on chain (every lane may send them). */
+    dispatcher: { requireChainCheck(): void };
     logger: Logger;
     metrics: Metrics;
     confirmations: number;
@@ -199,6 +199,7 @@ export class TxMonitor {
       nonce: tx.nonce,
       data: original.data ?? "0x",
       gas: original.gas!,
+      gasBounded: tx.gasBounded,
       maxFeePerGas,
       maxPriorityFeePerGas: min(bump(fromDecimal(tx.maxPriorityFeePerGas), fees.maxPriorityFeePerGas), maxFeePerGas),
     });

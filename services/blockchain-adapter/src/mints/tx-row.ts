@@ -7,6 +7,7 @@ export function txRow(chain: ChainClient, signed: SignedTx) {
     chainId: chain.chainId,
     txHash: signed.hash,
     fromAddress: chain.signerAddress,
+    gasBounded: signed.gasBounded ?? false,
     toAddress: signed.to ?? chain.token,
     nonce: signed.nonce,
     kind: signed.kind,

@@ -5,6 +5,8 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { Logger } from "pino";
+import { trace, type Tracer } from "@cashback/telemetry";
+import { nameServerSpan, tracedServer } from "../observability/http-tracing.ts";
 import type { Metrics } from "../metrics.ts";
 import type { KeyResolver } from "./auth.ts";
 import { ApiError, errorHandler } from "./errors.ts";
@@ -24,6 +26,8 @@ export interface ServerDeps {
   bodyLimitBytes: number;
   rateLimitMax: number;
   rateLimitWindowMs: number;
+  /** Server spans of the requests (default: the process's tracer provider, see @cashback/telemetry). */
+  tracer?: Tracer;
 }
 
 /**
@@ -39,6 +43,7 @@ export async function buildServer(deps: ServerDeps): Promise<App> {
     return503OnClosing: true,
     forceCloseConnections: "idle",
     ajv: { customOptions: { coerceTypes: false } },
+    serverFactory: tracedServer(deps.tracer ?? trace.getTracer("cashback-service-api")),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.removeContentTypeParser("text/plain"); // JSON only: anything else is 415, not a string body
@@ -52,6 +57,7 @@ export async function buildServer(deps: ServerDeps): Promise<App> {
   // Who is calling: resolved for every request, required (401) only by the /v1 routes, after
   // the rate limit has counted the request against the key or, without one, the address.
   app.addHook("onRequest", async (request) => {
+    nameServerSpan(request.method, request.routeOptions.url);
     if (!needsKey(request.url)) return;
     const { principal, problem } = await deps.keys.resolve(request.headers.authorization);
     request.principal = principal;

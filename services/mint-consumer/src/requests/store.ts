@@ -48,6 +48,8 @@ export interface ClaimedRequest {
   merchantId: string;
   userId: string;
   createdAt: Date;
+  /** W3C traceparent of the event that asked for it (its NATS header), when it had one. */
+  traceparent?: string;
 }
 
 export interface AppliedTransition {
@@ -257,7 +259,7 @@ export class RequestStore {
     const t = TABLES[kind];
     const now = this.deps.now();
     const { rows } = await this.deps.pool.query<{
-      id: string; entry_id: string; idempotency_key: string; wallet: string; amount_wei: string; purchase_id: string; merchant_id: string; user_id: string; created_at: Date;
+      id: string; entry_id: string; idempotency_key: string; wallet: string; amount_wei: string; purchase_id: string; merchant_id: string; user_id: string; created_at: Date; traceparent: string | null;
     }>(
       `WITH due AS (
          SELECT ${t.idColumn} AS id FROM ${t.table}
@@ -269,7 +271,7 @@ export class RequestStore {
        UPDATE ${t.table} r SET next_attempt_at = $4, updated_at = $2
        FROM due WHERE r.${t.idColumn} = due.id
        RETURNING r.${t.idColumn} AS id, r.entry_id, r.idempotency_key, r.wallet, r.amount_wei::text AS amount_wei,
-                 r.purchase_id, r.merchant_id, r.user_id, r.created_at`,
+                 r.purchase_id, r.merchant_id, r.user_id, r.created_at, r.source_headers->>'traceparent' AS traceparent`,
       [status, new Date(now), limit, new Date(now + leaseMs)],
     );
     return rows.map((r) => ({
@@ -282,6 +284,7 @@ export class RequestStore {
       merchantId: r.merchant_id,
       userId: r.user_id,
       createdAt: r.created_at,
+      traceparent: r.traceparent ?? undefined,
     }));
   }
 
