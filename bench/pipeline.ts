@@ -1,6 +1,7 @@
 // `npm run bench:pipeline`: purchases through the whole system, from POST /v1/purchases to a
-// minted ledger entry, every part a separate process as in production: a `hardhat node` with the
-// token (automine), a throwaway nats-server, the adapter, the mint consumer and the API, each on
+// minted ledger entry, every part a separate process as in production (packages/testing
+// startStack): a `hardhat node` with the token (automine; the adapter reaches it through the
+// stack's TCP proxy), a throwaway nats-server, the adapter, the mint consumer and the API, each on
 // a fresh database of the local Postgres.
 //
 //  1. rate:  BENCH_RATE (500) purchases/s, open loop, for BENCH_SECONDS (10)
@@ -25,11 +26,10 @@
 // ("A=1,B=2": a service's settings). The last line is `BENCH_PIPELINE {json}`; exit 1 on a failed check.
 import os from "node:os";
 import pg from "pg";
-import { createPublicClient, http, type Address, type Hex } from "viem";
+import { createPublicClient, http, type Hex } from "viem";
 import { cashbackTokenAbi } from "@cashback/token";
-import { createTestDatabase, type TestDatabase } from "@cashback/db/testing";
-import { freePort, httpOk, serviceProcess, startAdapterProcess, startChainProcess, startConsumerProcess, startNatsServer, type ServiceProcess } from "@cashback/testing";
-import { apiClient } from "../scripts/demo/api-client.ts";
+import { createTestDatabase } from "@cashback/db/testing";
+import { createMerchant, startAdapterProcess, startStack } from "@cashback/testing";
 import { formatTable, thousands } from "./support/table.ts";
 import { cpuSeconds, findPid, percentile, Progress, type Sample } from "./support/pipeline-stats.ts";
 
@@ -44,7 +44,6 @@ const DRAIN_MS = num("BENCH_DRAIN_S", 120) * 1_000;
 const only = process.env.BENCH_SCENARIOS?.split(",");
 const wanted = (s: string) => !only || only.includes(s);
 const envList = (name: string) => Object.fromEntries((process.env[name] ?? "").split(",").filter(Boolean).map((kv) => kv.split(/=(.*)/s, 2) as [string, string]));
-const ADMIN_KEY = "bench-admin-key-0123456789";
 const MAX_IN_FLIGHT = 256; // the open-loop sender queues beyond this (latency still counts from the due time)
 
 const load = () => os.loadavg()[0]!.toFixed(1);
@@ -70,74 +69,37 @@ const cpuRows: string[][] = [];
 const figures: Record<string, unknown> = { rate: RATE, seconds: SECONDS, concurrency: CONCURRENCY, loadStart: Number(load()) };
 
 try {
-  const chain = await startChainProcess();
-  cleanup.push(() => chain.close());
-  const nats = await startNatsServer();
-  cleanup.push(() => nats.close());
-  const dbs: Record<"adapter" | "consumer" | "api" | "naive", TestDatabase> = {} as never;
-  for (const name of ["adapter", "consumer", "api", "naive"] as const) {
-    dbs[name] = await createTestDatabase(`bench_pipeline_${name}`);
-    cleanup.push(() => dbs[name].drop());
-  }
-  // The adapter talks to the node directly (not through the test proxy): one hop fewer.
-  const direct = { ...chain, rpcUrl: chain.nodeUrl };
+  // The whole system as separate processes (packages/testing startStack): its own chain and
+  // nats-server, fresh databases on the local Postgres, one instance of each service.
   const quiet = { LOG_LEVEL: "warn" };
+  const stackProcs = await startStack({
+    postgres: "shared",
+    env: { adapter: { ...quiet, ...envList("BENCH_ADAPTER_ENV") }, consumer: { ...quiet, ...envList("BENCH_CONSUMER_ENV") }, api: { ...quiet, API_RATE_LIMIT_MAX: "100000000", ...envList("BENCH_API_ENV") } },
+  });
+  cleanup.push(() => stackProcs.close());
+  const { chain, nats } = stackProcs;
+  const naiveDb = await createTestDatabase("bench_pipeline_naive");
+  cleanup.push(() => naiveDb.drop());
   const reader = createPublicClient({ transport: http(chain.nodeUrl) });
-
-  let stack: { adapter: ServiceProcess; consumer: ServiceProcess; api: ServiceProcess; apiUrl: string } | undefined;
   const pools: pg.Pool[] = [];
-  const pool = (db: TestDatabase) => {
-    const p = new pg.Pool({ connectionString: db.url, max: 2 });
+  const pool = (url: string) => {
+    const p = new pg.Pool({ connectionString: url, max: 2 });
     pools.push(p);
     return p;
   };
   cleanup.push(() => Promise.all(pools.map((p) => p.end())));
+  const ADMIN_KEY = stackProcs.adminKey;
+  const stack = { adapter: stackProcs.adapters[0]!, consumer: stackProcs.consumers[0]!, api: stackProcs.apis[0]!, apiUrl: stackProcs.apiUrl };
+  const ourDbs = [...Object.values(stackProcs.databaseUrls), naiveDb.url].map((u) => new URL(u).pathname.slice(1));
 
   if (wanted("rate") || wanted("full")) {
-    const adapter = await startAdapterProcess({ chain: direct, databaseUrl: dbs.adapter.url, env: { ...quiet, ...envList("BENCH_ADAPTER_ENV") } });
-    cleanup.push(() => adapter.stop());
-    const consumer = await startConsumerProcess({ natsUrl: nats.url, adapterUrl: adapter.url, adapterToken: adapter.token, databaseUrl: dbs.consumer.url, env: { ...quiet, ...envList("BENCH_CONSUMER_ENV") } });
-    cleanup.push(() => consumer.stop());
-    const apiPort = await freePort();
-    const apiUrl = `http://127.0.0.1:${apiPort}`;
-    const api = serviceProcess({
-      name: "cashback-service-api",
-      entry: "services/cashback-service-api/src/main.ts",
-      env: {
-        ...quiet,
-        API_PORT: String(apiPort),
-        API_DATABASE_URL: dbs.api.url,
-        API_ADMIN_KEY: ADMIN_KEY,
-        NATS_URL: nats.url,
-        ADAPTER_URL: adapter.url,
-        ADAPTER_AUTH_TOKEN: adapter.token,
-        CHAIN_RPC_URL: chain.nodeUrl,
-        TOKEN_ADDRESS: chain.token,
-        API_RATE_LIMIT_MAX: "100000000", // one merchant key sends everything
-        ...envList("BENCH_API_ENV"),
-      },
-      ready: () => httpOk(`${apiUrl}/readyz`),
-    });
-    await api.start();
-    cleanup.push(() => api.stop());
-    stack = { adapter, consumer, api, apiUrl };
-  }
-
-  if (stack) {
-    const rest = apiClient(stack.apiUrl);
-    const merchant = await rest.post<{ id: string }>("/v1/merchants", ADMIN_KEY, { name: "bench shop" });
-    const { key } = await rest.post<{ key: string }>(`/v1/merchants/${merchant.id}/api-keys`, ADMIN_KEY, { name: "bench" });
-    await rest.post("/v1/rules", key, { name: "2.5 %", kind: "percentage", basis_points: 250 });
+    const { key, addShopper } = await createMerchant(stack.apiUrl, ADMIN_KEY, { name: "bench shop", basisPoints: 250 });
     const users: string[] = [];
-    for (let i = 0; i < USERS; i++) {
-      const wallet = `0x${(0x1000 + i).toString(16).padStart(40, "b")}`;
-      users.push((await rest.post<{ id: string }>("/v1/users", key, { external_id: `bench-${i}`, email: `b${i}@example.com`, wallet_address: wallet })).id);
-    }
-    const apiDb = pool(dbs.api);
+    for (let i = 0; i < USERS; i++) users.push(await addShopper(`0x${(0x1000 + i).toString(16).padStart(40, "b")}`));
+    const apiDb = pool(stackProcs.databaseUrls.api);
     // CPU per process over a phase (/proc): which part of the machine each minted entry costs.
     const chainPid = findPid(["hardhat", "node", "--port", new URL(chain.nodeUrl).port]);
     const natsPid = findPid(["nats-server", new URL(nats.url).port]);
-    const ourDbs = Object.values(dbs).map((d) => d.name);
     const cpuSnapshot = async () => {
       const { rows: backends } = await apiDb.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])`, [ourDbs]);
       const sum = (pids: (number | undefined)[]) => pids.reduce<number>((t, pid) => t + (pid ? cpuSeconds(pid) : 0), 0);
@@ -247,7 +209,7 @@ try {
         cpuRows.push([phase, wall.toFixed(1), ...parts.map((k) => used[k].toFixed(1)), total.toFixed(1), ((total / wall) * 100).toFixed(0) + "%", ((total * 1_000) / Math.max(1, sample.confirmed)).toFixed(2)]);
         figures[`${phase}Cpu`] = { wallS: wall, ...used };
       }
-      stageRows.push(...(await stages(phase, [...due.entries()], { api: apiDb, consumer: pool(dbs.consumer), adapter: pool(dbs.adapter) })));
+      stageRows.push(...(await stages(phase, [...due.entries()], { api: apiDb, consumer: pool(stackProcs.databaseUrls.consumer), adapter: pool(stackProcs.databaseUrls.adapter) })));
     }
 
     // The chain agrees with the ledger: what was minted, once each.
@@ -258,14 +220,11 @@ try {
     if (supply !== BigInt(sum!.wei)) failures.push(`totalSupply ${supply} != minted ledger entries ${sum!.wei}`);
     if (ids.size !== events.length || ids.size !== Number(sum!.n)) failures.push(`${events.length} CashbackMinted events, ${ids.size} distinct mint ids, ${sum!.n} minted entries`);
     figures.chain = { mintedEntries: Number(sum!.n), events: events.length, blocks: Number(await reader.getBlockNumber()), supplyMatches: supply === BigInt(sum!.wei) };
-    // The naive adapter uses the same signer: the pipeline's services stop first.
-    await stack.api.stop();
-    await stack.consumer.stop();
-    await stack.adapter.stop();
   }
 
   if (wanted("naive")) {
-    const naive = await startAdapterProcess({ chain: direct, databaseUrl: dbs.naive.url, env: { ...quiet, MINT_BATCH_MAX: "1" } });
+    for (const instance of stackProcs.all) await instance.stop(); // the naive adapter uses the same signer
+    const naive = await startAdapterProcess({ chain, databaseUrl: naiveDb.url, env: { ...quiet, MINT_BATCH_MAX: "1" } });
     cleanup.push(() => naive.stop());
     const mint = async (i: number): Promise<void> => {
       const res = await fetch(`${naive.url}/cashback.blockchain.v1.BlockchainService/MintToken`, {
