@@ -7,7 +7,27 @@
 import { createPublicClient, formatUnits, http, parseEventLogs, type Address, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { cashbackTokenAbi } from "@cashback/token";
-import { apiClient, FINAL_STATUSES, type Ledger, type LedgerEntry } from "./api-client.ts";
+import { restClient, type RestClient } from "@cashback/testing";
+
+/** The fields of a ledger entry (GET /v1/users/{id}/ledger) the demo reads. */
+interface LedgerEntry {
+  id: string;
+  kind: "accrual" | "clawback";
+  status: "pending" | "minted" | "failed" | "clawback_pending" | "clawed_back" | "clawback_failed";
+  purchase_id: string;
+  wallet_address: string;
+  amount_wei: string;
+  chain_ref: string | null;
+  tx_hash: string | null;
+  block_number: string | null;
+}
+
+interface Ledger {
+  entries: { data: LedgerEntry[] };
+  totals: { net_minted_wei: string };
+}
+
+const FINAL_STATUSES = new Set(["minted", "failed", "clawed_back", "clawback_failed"]);
 
 export interface DemoOptions {
   apiUrl: string;
@@ -42,30 +62,31 @@ export interface DemoResult {
 const CATEGORIES = ["groceries", "electronics", "books"] as const;
 
 export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
-  const api = apiClient(opts.apiUrl);
+  const admin = restClient(opts.apiUrl, opts.adminKey);
   const chain = createPublicClient({ transport: http(opts.rpcUrl) });
   const problems: string[] = [];
   const run = Date.now().toString(36);
 
   // The token the API tells wallets about: the same record the adapter mints on.
-  const config = await api.get<{ token: { address: Address } | null; token_unavailable?: string; chain: { id: number } }>("/v1/shopper/config", opts.adminKey);
+  const config = await admin.get<{ token: { address: Address } | null; token_unavailable?: string; chain: { id: number } }>("/v1/shopper/config");
   if (!config.token) throw new Error(`the API knows no token address: ${config.token_unavailable ?? "unknown reason"}`);
   const token = config.token.address;
   const chainId = await chain.getChainId();
   if (chainId !== config.chain.id) throw new Error(`the API is configured for chain ${config.chain.id} but ${opts.rpcUrl} is chain ${chainId}`);
   opts.out(`chain ${chainId} at ${opts.rpcUrl}, CashbackToken ${token}`);
 
-  const merchant = await api.post<{ id: string; name: string }>("/v1/merchants", opts.adminKey, { name: `Demo shop ${run}` });
-  const { key } = await api.post<{ key: string }>(`/v1/merchants/${merchant.id}/api-keys`, opts.adminKey, { name: "demo" });
-  await api.post("/v1/rules", key, { name: "groceries 5%", kind: "percentage", basis_points: 500, categories: ["groceries"] });
-  await api.post("/v1/rules", key, { name: "everything 2%", kind: "percentage", basis_points: 200 });
+  const merchant = await admin.post<{ id: string; name: string }>("/v1/merchants", { name: `Demo shop ${run}` });
+  const { key } = await admin.post<{ key: string }>(`/v1/merchants/${merchant.id}/api-keys`, { name: "demo" });
+  const api = restClient(opts.apiUrl, key); // acting as the merchant's backend from here on
+  await api.post("/v1/rules", { name: "groceries 5%", kind: "percentage", basis_points: 500, categories: ["groceries"] });
+  await api.post("/v1/rules", { name: "everything 2%", kind: "percentage", basis_points: 200 });
   opts.out(`merchant "${merchant.name}" (${merchant.id}), an API key, rules: groceries 5 %, everything else 2 %`);
 
   const shoppers: { userId: string; address: Address; privateKey: Hex }[] = [];
   for (let i = 0; i < opts.shoppers; i++) {
     const privateKey = generatePrivateKey();
     const address = privateKeyToAccount(privateKey).address;
-    const user = await api.post<{ id: string }>("/v1/users", key, { external_id: `demo-${run}-${i + 1}`, email: `shopper${i + 1}@example.com`, wallet_address: address });
+    const user = await api.post<{ id: string }>("/v1/users", { external_id: `demo-${run}-${i + 1}`, email: `shopper${i + 1}@example.com`, wallet_address: address });
     shoppers.push({ userId: user.id, address, privateKey });
     opts.out(`shopper ${i + 1}: wallet ${address} (private key ${privateKey}: import it in MetaMask to see the CBK)`);
   }
@@ -77,9 +98,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       const category = CATEGORIES[(i + round) % CATEGORIES.length];
       const p = await api.post<{ id: string; cashback: { amount_wei: string } | null }>(
         "/v1/purchases",
-        key,
         { user_id: s.userId, category, amount_minor: amountMinor, currency: "USD", occurred_at: new Date().toISOString() },
-        { "idempotency-key": `demo-${run}-${i}-${round}` },
+        { idempotencyKey: `demo-${run}-${i}-${round}` },
       );
       purchases.push({ id: p.id, shopper: i });
       opts.out(`purchase: shopper ${i + 1}, ${category}, $${(amountMinor / 100).toFixed(2)} -> cashback ${formatUnits(BigInt(p.cashback?.amount_wei ?? "0"), 18)} CBK pending`);
@@ -88,9 +108,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
 
   // A refund of half of the first purchase: its share of the cashback is clawed back once minted.
   const refunded = purchases[0]!;
-  await waitUntil(opts, async () => (await entriesOf(api, key, shoppers[refunded.shopper]!.userId)).some((e) => e.purchase_id === refunded.id && e.status === "minted"), () => "first purchase minted");
-  const purchase = await api.get<{ amount_minor: number }>(`/v1/purchases/${refunded.id}`, key);
-  const refund = await api.post<{ clawback_wei: string }>(`/v1/purchases/${refunded.id}/refunds`, key, { amount_minor: Math.floor(purchase.amount_minor / 2), reason: "demo: half returned" });
+  await waitUntil(opts, async () => (await entriesOf(api, shoppers[refunded.shopper]!.userId)).some((e) => e.purchase_id === refunded.id && e.status === "minted"), () => "first purchase minted");
+  const purchase = await api.get<{ amount_minor: number }>(`/v1/purchases/${refunded.id}`);
+  const refund = await api.post<{ clawback_wei: string }>(`/v1/purchases/${refunded.id}/refunds`, { amount_minor: Math.floor(purchase.amount_minor / 2), reason: "demo: half returned" });
   opts.out(`refund: half of shopper 1's first purchase -> clawback of ${formatUnits(BigInt(refund.clawback_wei), 18)} CBK pending`);
 
   // Watch every ledger entry settle, and check each one on chain as it does.
@@ -101,7 +121,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     opts,
     async () => {
       for (const [i, s] of shoppers.entries()) {
-        for (const e of await entriesOf(api, key, s.userId)) {
+        for (const e of await entriesOf(api, s.userId)) {
           if (seen.has(e.id) || !FINAL_STATUSES.has(e.status)) continue;
           const settled = await checkOnChain(chain, token, i, e, problems);
           seen.set(e.id, settled);
@@ -117,7 +137,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   // The books equal the chain: each wallet's net minted amount is its balance on the token.
   const wallets = [];
   for (const s of shoppers) {
-    const ledger = await api.get<Ledger>(`/v1/users/${s.userId}/ledger?limit=100`, key);
+    const ledger = await api.get<Ledger>(`/v1/users/${s.userId}/ledger?limit=100`);
     const chainBalanceWei = await chain.readContract({ address: token, abi: cashbackTokenAbi, functionName: "balanceOf", args: [s.address] });
     const netMintedWei = BigInt(ledger.totals.net_minted_wei);
     if (netMintedWei !== chainBalanceWei) problems.push(`${s.address}: ledger says ${netMintedWei} wei, the chain holds ${chainBalanceWei}`);
@@ -128,8 +148,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   return { ok: problems.length === 0, problems, entries, wallets };
 }
 
-async function entriesOf(api: ReturnType<typeof apiClient>, key: string, userId: string): Promise<LedgerEntry[]> {
-  return (await api.get<Ledger>(`/v1/users/${userId}/ledger?limit=100`, key)).entries.data;
+async function entriesOf(api: RestClient, userId: string): Promise<LedgerEntry[]> {
+  return (await api.get<Ledger>(`/v1/users/${userId}/ledger?limit=100`)).entries.data;
 }
 
 /** Reads the entry's transaction receipt and the wallet's balance at that block from the chain itself. */
