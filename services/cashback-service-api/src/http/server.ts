@@ -10,6 +10,7 @@ import { nameServerSpan, tracedServer } from "../observability/http-tracing.ts";
 import type { Metrics } from "../metrics.ts";
 import type { KeyResolver } from "./auth.ts";
 import { ApiError, errorHandler } from "./errors.ts";
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from "./json-depth.ts";
 import { ErrorBody } from "./schemas.ts";
 
 /** /v1 needs an API key, except the shopper page's routes: a wallet signs in there instead. */
@@ -47,6 +48,15 @@ export async function buildServer(deps: ServerDeps): Promise<App> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.removeContentTypeParser("text/plain"); // JSON only: anything else is 415, not a string body
+  // fastify's own JSON parser (prototype poisoning refused), after a bound on the nesting depth.
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    if (typeof body === "string" && jsonDepthExceeds(body)) {
+      return done(new ApiError("invalid_request", `JSON nested deeper than ${MAX_JSON_DEPTH} levels`), undefined);
+    }
+    parseJson(request, body as string, done);
+  });
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   app.addSchema(ErrorBody);
   app.setErrorHandler(errorHandler(deps.logger));
