@@ -28,7 +28,7 @@ import { SendStore } from "./transactions/send-store.ts";
 import { registerReflection } from "./reflection/reflection-service.ts";
 import { requireBearer } from "./rpc/auth.ts";
 import { blockchainServiceImpl, type Services } from "./rpc/blockchain-service.ts";
-import { gates, undecodableRequestsAreInvalidArgument } from "./rpc/request-faults.ts";
+import { gates, undecodableRequestsAreInvalidArgument, unknownEncodingIsInvalidArgument } from "./rpc/request-faults.ts";
 import { startServer } from "./rpc/server.ts";
 import { TransactionLookup } from "./transactions/transaction-lookup.ts";
 
@@ -62,7 +62,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
         throw new AdapterError("unavailable", "STARTING", `the adapter is starting (waiting for ${waitingFor}); try again later`);
       };
       router.service(BlockchainService, blockchainServiceImpl(current, logger), {
-        requestGate: gates(undecodableRequestsAreInvalidArgument, requireBearer(config.authToken)),
+        requestGate: gates(undecodableRequestsAreInvalidArgument, unknownEncodingIsInvalidArgument, requireBearer(config.authToken)),
       });
       registerReflection(router, [file_cashback_blockchain_v1_blockchain], { requestGate: undecodableRequestsAreInvalidArgument });
     },
