@@ -144,6 +144,9 @@ export class SendStore {
   constructor(connectionString: string, poolSize = 4) {
     this.pool = new pg.Pool({ connectionString, max: poolSize });
     this.pool.on("error", () => {}); // an idle client's lost connection: the next checkout reconnects
+    // A client held through a broadcast has no pool listener: a Postgres restart meanwhile would
+    // emit an unhandled 'error' and crash the adapter. Its next query fails (rolled back) instead.
+    this.pool.on("connect", (client) => client.on("error", () => {}));
   }
 
   /** Runs `fn` in one database transaction; any failure rolls it back (and is rethrown). */
