@@ -12,7 +12,9 @@
  * Scenarios (each gets its own adapter and database, and fresh recipients):
  *   single-unbatched  MintToken calls, MINT_BATCH_MAX=1 (one transaction per mint)
  *   single-batched    MintToken calls, default batching (the dispatcher packs queued mints)
+ *   single-batched-c200  the same with 200 callers in flight
  *   mint-batch-200    MintBatch calls of 200 entries each (MINT_BATCH_MAX=200)
+ *   ...-4-lanes       the same with 4 signer lanes (ADAPTER_SIGNER_KEYS)
  *   lanes-1/2/4       MintToken calls with 1, 2, 4 signer lanes (ADAPTER_SIGNER_KEYS) on a second
  *                     chain with automine off and a block every BENCH_BLOCK_MS (1000): throughput
  *                     and p50/p99 latency at a real chain's pace
@@ -79,7 +81,10 @@ const scenario = (s: Omit<Scenario, "mints" | "concurrency" | "lanes" | "chain">
 const ALL_SCENARIOS: Scenario[] = [
   scenario({ name: "single-unbatched", description: "MintToken, MINT_BATCH_MAX=1", env: { MINT_BATCH_MAX: "1" }, perCall: 1, mints: 300 }),
   scenario({ name: "single-batched", description: "MintToken, default batching", env: {}, perCall: 1, mints: 2_000 }),
+  scenario({ name: "single-batched-c200", description: "MintToken, default batching, 200 callers", env: {}, perCall: 1, mints: 4_000, concurrency: 200 }),
   scenario({ name: "mint-batch-200", description: `MintBatch of ${BATCH_ENTRIES}`, env: { MINT_BATCH_MAX: "200" }, perCall: BATCH_ENTRIES, mints: 4_000 }),
+  scenario({ name: "single-batched-c200-4-lanes", description: "MintToken, 200 callers, 4 signer lanes", env: {}, perCall: 1, mints: 4_000, concurrency: 200, lanes: 4 }),
+  scenario({ name: "mint-batch-200-4-lanes", description: `MintBatch of ${BATCH_ENTRIES}, 4 signer lanes`, env: { MINT_BATCH_MAX: "200" }, perCall: BATCH_ENTRIES, mints: 8_000, lanes: 4 }),
   ...[1, 2, 4].map((lanes) =>
     scenario({ name: `lanes-${lanes}`, description: `MintToken, ${lanes} signer lane(s), ${BLOCK_MS} ms blocks`, env: {}, perCall: 1, mints: 1_500, concurrency: 200, lanes, chain: "interval" }),
   ),
@@ -87,6 +92,8 @@ const ALL_SCENARIOS: Scenario[] = [
 
 interface Result {
   scenario: string;
+  /** The gas-given ceiling measured right before this scenario (automine only). */
+  ceilingNow?: number;
   chain: Scenario["chain"];
   description: string;
   calls: number;
@@ -108,6 +115,22 @@ interface Result {
   verified: boolean;
   problems: string[];
   rpc?: Record<string, MethodStats>;
+  /** Mean ms per round of each phase (adapter_round_phase_seconds). */
+  phases: Record<string, number>;
+}
+
+/** The adapter's own per-phase round times: mean ms per mint transaction. */
+async function roundPhases(adapter: { metrics: { roundPhaseSeconds: { get(): Promise<{ values: { metricName?: string; labels: Record<string, string | number>; value: number }[] }> } } }) {
+  const { values } = await adapter.metrics.roundPhaseSeconds.get();
+  const sums = new Map<string, { sum: number; count: number }>();
+  for (const v of values) {
+    const phase = String(v.labels.phase);
+    const entry = sums.get(phase) ?? { sum: 0, count: 0 };
+    if (v.metricName?.endsWith("_sum")) entry.sum = v.value;
+    if (v.metricName?.endsWith("_count")) entry.count = v.value;
+    sums.set(phase, entry);
+  }
+  return Object.fromEntries([...sums].filter(([, e]) => e.count > 0).map(([p, e]) => [p, (1000 * e.sum) / e.count]));
 }
 
 const freshAddress = (): Address => privateKeyToAccount(generatePrivateKey()).address;
@@ -136,7 +159,7 @@ interface Ceiling {
  * adapter and no database. First signed up front with the gas given, then each estimated first.
  * Balances are checked like the scenarios'.
  */
-async function measureCeiling(chain: TestChain, runId: string): Promise<Ceiling> {
+async function measureCeiling(chain: TestChain, runId: string, label = "", withEstimate = true): Promise<Ceiling> {
   const node = createPublicClient({ transport: http(chain.nodeUrl) });
   const key = await freshMinter(chain);
   const account = privateKeyToAccount(key);
@@ -145,12 +168,12 @@ async function measureCeiling(chain: TestChain, runId: string): Promise<Ceiling>
   const fees = await node.estimateFeesPerGas();
   let nonce = await node.getTransactionCount({ address: account.address, blockTag: "pending" });
   const expected = new Map<Address, bigint>(recipients.map((r) => [r, 0n]));
-  const batchData = (label: string, b: number) => {
+  const batchData = (kindLabel: string, b: number) => {
     const entries = Array.from({ length: BATCH_ENTRIES }, (_, i) => {
       const to = recipients[(b * BATCH_ENTRIES + i) % RECIPIENTS]!;
       const amount = BigInt(b * BATCH_ENTRIES + i + 1);
       expected.set(to, expected.get(to)! + amount);
-      return { to, amount, id: keccak256(toHex(`bench-${runId}-ceiling-${label}-${b}-${i}`)) };
+      return { to, amount, id: keccak256(toHex(`bench-${runId}-ceiling${label}-${kindLabel}-${b}-${i}`)) };
     });
     return encodeFunctionData({ abi: cashbackTokenAbi, functionName: "mintBatch", args: [entries.map((e) => e.to), entries.map((e) => e.amount), entries.map((e) => e.id)] });
   };
@@ -167,6 +190,7 @@ async function measureCeiling(chain: TestChain, runId: string): Promise<Ceiling>
   const gasGiven = (CEILING_BATCHES * BATCH_ENTRIES) / ((performance.now() - t0) / 1000);
 
   // Estimated: eth_estimateGas, sign, send, per batch.
+  if (!withEstimate) return { gasGiven, estimated: Number.NaN, ...verify(await balancesOf()) };
   const datas = Array.from({ length: CEILING_BATCHES }, (_, b) => batchData("estimated", b));
   t0 = performance.now();
   let last: Hex | undefined;
@@ -177,12 +201,18 @@ async function measureCeiling(chain: TestChain, runId: string): Promise<Ceiling>
   await node.waitForTransactionReceipt({ hash: last!, pollingInterval: 5 });
   const estimated = (CEILING_BATCHES * BATCH_ENTRIES) / ((performance.now() - t0) / 1000);
 
-  const problems: string[] = [];
-  const balances = await Promise.all(recipients.map((r) => node.readContract({ address: chain.token, abi: cashbackTokenAbi, functionName: "balanceOf", args: [r] })));
-  recipients.forEach((r, i) => {
-    if (balances[i] !== expected.get(r)) problems.push(`ceiling: balance of ${r} is ${balances[i]}, expected ${expected.get(r)}`);
-  });
-  return { gasGiven, estimated, verified: problems.length === 0, problems };
+  return { gasGiven, estimated, ...verify(await balancesOf()) };
+
+  function balancesOf() {
+    return Promise.all(recipients.map((r) => node.readContract({ address: chain.token, abi: cashbackTokenAbi, functionName: "balanceOf", args: [r] })));
+  }
+  function verify(balances: bigint[]) {
+    const problems: string[] = [];
+    recipients.forEach((r, i) => {
+      if (balances[i] !== expected.get(r)) problems.push(`ceiling: balance of ${r} is ${balances[i]}, expected ${expected.get(r)}`);
+    });
+    return { verified: problems.length === 0, problems };
+  }
 }
 
 async function runScenario(chain: TestChain, scenario: Scenario, runId: string, rpcUrl: string | undefined, rpcStats: Awaited<ReturnType<typeof startRpcStatsProxy>> | undefined): Promise<Result> {
@@ -260,6 +290,7 @@ async function runScenario(chain: TestChain, scenario: Scenario, runId: string, 
     clearTimeout(limit);
     // Counted at the end of the timed window (after a time limit, draining sends more).
     const transactions = (await adapter.db.blockchainTransaction.count()) - txsBefore;
+    const phases = await roundPhases(adapter);
     const rpc = rpcStats ? Object.fromEntries([...rpcStats.take()].sort((a, b) => b[1].calls - a[1].calls)) : undefined;
 
     // After a timeout or failed calls, let the adapter finish what it accepted before checking.
@@ -317,6 +348,7 @@ async function runScenario(chain: TestChain, scenario: Scenario, runId: string, 
       verified: problems.length === 0,
       problems,
       rpc,
+      phases,
     };
   } finally {
     await running.stop();
@@ -330,7 +362,7 @@ function printResults(ceiling: Ceiling | undefined, results: Result[]) {
     console.log(`  gas given: ${ceiling.gasGiven.toFixed(0)} mints/s   estimated first: ${ceiling.estimated.toFixed(0)} mints/s   ${ceiling.verified ? "balances ok" : "FAILED"}`);
     for (const p of ceiling.problems) console.log(`  ${p}`);
   }
-  const header = ["scenario", "chain", "calls", "conc", "mints", "seconds", "mints/s", "of ceiling", "txs sent", "mints/tx", "p50 ms", "p99 ms", "max ms", "cpu %", "verified"];
+  const header = ["scenario", "chain", "calls", "conc", "mints", "seconds", "mints/s", "of ceiling", "ceiling now", "of it", "txs sent", "mints/tx", "p50 ms", "p99 ms", "max ms", "cpu %", "verified"];
   const rows = results.map((r) => [
     r.scenario,
     r.chain,
@@ -340,6 +372,8 @@ function printResults(ceiling: Ceiling | undefined, results: Result[]) {
     r.seconds.toFixed(2),
     r.mintsPerSecond.toFixed(1),
     ceiling && r.chain === "automine" ? `${((100 * r.mintsPerSecond) / ceiling.gasGiven).toFixed(0)}%` : "-",
+    r.ceilingNow ? r.ceilingNow.toFixed(0) : "-",
+    r.ceilingNow ? `${((100 * r.mintsPerSecond) / r.ceilingNow).toFixed(0)}%` : "-",
     thousands(r.transactions),
     r.mintsPerTransaction.toFixed(1),
     r.p50Ms.toFixed(1),
@@ -349,8 +383,14 @@ function printResults(ceiling: Ceiling | undefined, results: Result[]) {
     (r.verified ? "ok" : "FAILED") + (r.timedOut ? " (time limit)" : "") + (r.errors ? ` (${r.errors} errors)` : ""),
   ]);
   console.log(`\nMint throughput via gRPC (fraction of the gas-given ceiling for automine scenarios; interval = ${BLOCK_MS} ms blocks), limit ${TIME_LIMIT_MS / 1000}s per scenario\n`);
-  console.log(formatTable(header, rows, new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])));
+  console.log(formatTable(header, rows, new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15])));
   for (const r of results) for (const p of r.problems) console.log(`  ${r.scenario}: ${p}`);
+  console.log(`\nWhere a mint round's time goes (mean ms per transaction; receipt = recording it, after the commit):`);
+  for (const r of results) {
+    const total = Object.entries(r.phases).reduce((n, [p, ms]) => (p === "receipt" ? n : n + ms), 0);
+    const parts = Object.entries(r.phases).map(([p, ms]) => `${p} ${ms.toFixed(1)}${p === "receipt" ? "" : ` (${((100 * ms) / total).toFixed(0)}%)`}`);
+    console.log(`  ${r.scenario.padEnd(28)} round ${total.toFixed(1)} ms: ${parts.join(", ")}`);
+  }
   for (const r of results) {
     if (!r.rpc) continue;
     const entries = Object.entries(r.rpc);
@@ -389,7 +429,11 @@ async function main() {
       }
       for (const scenario of todo) {
         process.stderr.write(`bench:mint ${scenario.name}...\n`);
-        results.push(await runScenario(chain, scenario, runId, rpcStats?.url, rpcStats));
+        // The machine is shared: the ceiling is measured again right before each scenario, and
+        // the scenario is also given as a fraction of that one.
+        const local = kind === "automine" ? await measureCeiling(chain, runId, `-${scenario.name}`, false) : undefined;
+        if (local && !local.verified) ceiling = { ...ceiling!, verified: false, problems: [...ceiling!.problems, ...local.problems] };
+        results.push({ ...(await runScenario(chain, scenario, runId, rpcStats?.url, rpcStats)), ceilingNow: local?.gasGiven });
       }
     } finally {
       await rpcStats?.close();
@@ -408,6 +452,8 @@ async function main() {
       scenario: r.scenario,
       chain: r.chain,
       ofCeiling: ceiling && r.chain === "automine" ? round(r.mintsPerSecond / ceiling.gasGiven, 3) : null,
+      ceilingNow: r.ceilingNow ? round(r.ceilingNow, 0) : null,
+      ofCeilingNow: r.ceilingNow ? round(r.mintsPerSecond / r.ceilingNow, 3) : null,
       concurrency: r.concurrency,
       calls: r.calls,
       mints: r.mints,

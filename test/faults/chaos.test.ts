@@ -1,8 +1,9 @@
+import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import pg from "pg";
 import { cashbackTokenAbi } from "@cashback/token";
-import { createMerchant, freshWallet, mintedEvents, startStack, waitFor, type ServiceName, type Stack } from "@cashback/testing";
+import { createMerchant, freshWallet, mintedEvents, repoRoot, startStack, waitFor, type ServiceName, type Stack } from "@cashback/testing";
 import { loadReconcileConfig, runReconcile } from "../../scripts/reconcile/run.ts";
 import { formatReport } from "../../scripts/reconcile/compare.ts";
 import { drivePurchases } from "./chaos/load.ts";
@@ -26,11 +27,14 @@ let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({
     postgres: "own",
+    logDir: path.join(repoRoot, "test-results", `chaos-${SEED}`),
     instances: { adapter: INSTANCES, api: INSTANCES, consumer: INSTANCES },
     env: {
-      // Ride out every outage (never give up on a mint), and notice recoveries quickly.
-      consumer: { CONSUMER_RETRY_MAX_ATTEMPTS: "1000", CONSUMER_RETRY_BASE_MS: "200", CONSUMER_RETRY_CAP_MS: "2000", CONSUMER_ACK_WAIT_MS: "5000", CONSUMER_RECONCILE_INTERVAL_MS: "1000", CONSUMER_POLL_INTERVAL_MS: "500" },
-      adapter: { BREAKER_HALF_OPEN_AFTER_MS: "1000", RPC_TIMEOUT_MS: "3000" },
+      // Ride out every outage (never give up on a mint), and notice recoveries quickly. A killed
+      // consumer's claimed requests wait out their lease (adapter call deadline + 5 s, 65 s by
+      // default): 15 s calls keep the drain short; the adapter answers SUBMITTED after 10 s.
+      consumer: { CONSUMER_RETRY_MAX_ATTEMPTS: "1000", CONSUMER_RETRY_BASE_MS: "200", CONSUMER_RETRY_CAP_MS: "2000", CONSUMER_ACK_WAIT_MS: "5000", CONSUMER_RECONCILE_INTERVAL_MS: "1000", CONSUMER_POLL_INTERVAL_MS: "500", CONSUMER_ADAPTER_TIMEOUT_MS: "15000" },
+      adapter: { BREAKER_HALF_OPEN_AFTER_MS: "1000", RPC_TIMEOUT_MS: "3000", RECEIPT_TIMEOUT_MS: "10000" },
     },
   });
 });
@@ -57,7 +61,7 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
   const users: string[] = [];
   for (let i = 0; i < 50; i++) users.push(await shop.addShopper(freshWallet()));
 
-  const figures = { kills: {} as Record<ServiceName, number>, sigterms: {} as Record<ServiceName, number>, natsRestarts: 0, postgresRestarts: 0, rpcCutMs: 0 };
+  const figures = { kills: {} as Record<ServiceName, number>, sigterms: {} as Record<ServiceName, number>, natsRestarts: 0, postgresRestarts: 0, rpcCutMs: 0, uncleanStops: [] as string[] };
   for (const s of SERVICES) figures.kills[s] = figures.sigterms[s] = 0;
   const plan = planChaos(random, { durationMs: DURATION_MS, killsPerService: KILLS, sigtermsPerService: SIGTERMS, instancesPerService: INSTANCES, rpcCutMs: RPC_CUT_MS });
   const instanceOf = (a: { service: ServiceName; instance: number }) => ({ adapter: stack.adapters, api: stack.apis, consumer: stack.consumers })[a.service][a.instance]!;
@@ -80,7 +84,9 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
       case "sigterm": {
         const instance = instanceOf(action);
         log(`SIGTERM ${instance.name}`);
-        await instance.stop(30_000);
+        const exit = await instance.terminate(30_000);
+        log(`${instance.name} exited after SIGTERM in ${exit?.ms} ms (code ${exit?.code}, signal ${exit?.signal})`);
+        if (exit && exit.code !== 0) figures.uncleanStops.push(`${instance.name}: ${exit.signal ?? `code ${exit.code}`} after ${exit.ms} ms`);
         figures.sigterms[action.service]++;
         await instance.start();
         log(`${instance.name} back`);
@@ -107,12 +113,23 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
         return;
     }
   };
+  // One lane per service and one for NATS/Postgres/RPC, side by side; within a lane one action at
+  // a time, so at most one instance of a service is down (a restart takes seconds on 2 cores).
+  const lanes = new Map<string, typeof plan>();
+  for (const step of plan) {
+    const lane = "service" in step.action ? step.action.service : "infrastructure";
+    lanes.set(lane, [...(lanes.get(lane) ?? []), step]);
+  }
   const chaos = (async () => {
-    for (const { atMs, action } of plan) {
-      const wait = t0 + atMs - Date.now();
-      if (wait > 0) await sleep(wait);
-      await perform(action); // one at a time: at most one instance of a service is down
-    }
+    await Promise.all(
+      [...lanes.values()].map(async (steps) => {
+        for (const { atMs, action } of steps) {
+          const wait = t0 + atMs - Date.now();
+          if (wait > 0) await sleep(wait);
+          await perform(action);
+        }
+      }),
+    );
     await Promise.all(cuts);
   })();
   chaos.catch(() => {}); // awaited below
@@ -140,12 +157,22 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
 
   // Quiescence: no entry in flight, no event waiting in any outbox, no request open anywhere.
   const { api, consumer, adapter } = stack.databaseUrls;
-  await waitFor("quiescence", async () =>
-    (await count(api, "SELECT count(*)::int AS n FROM cashback_ledger WHERE status IN ('pending', 'clawback_pending')")) === 0 &&
-    (await count(api, "SELECT count(*)::int AS n FROM outbox_events WHERE published_at IS NULL")) === 0 &&
-    (await count(consumer, "SELECT count(*)::int AS n FROM outbox_events WHERE published_at IS NULL")) === 0 &&
-    (await count(consumer, "SELECT count(*)::int AS n FROM mint_requests WHERE status IN ('PENDING', 'SUBMITTED')")) === 0,
-    { timeoutMs: 300_000, intervalMs: 500 });
+  let lastState = "";
+  await waitFor("quiescence", async () => {
+    const state = {
+      ledgerPending: await count(api, "SELECT count(*)::int AS n FROM cashback_ledger WHERE status IN ('pending', 'clawback_pending')"),
+      apiOutbox: await count(api, "SELECT count(*)::int AS n FROM outbox_events WHERE published_at IS NULL"),
+      consumerOutbox: await count(consumer, "SELECT count(*)::int AS n FROM outbox_events WHERE published_at IS NULL"),
+      requestsOpen: await count(consumer, "SELECT count(*)::int AS n FROM mint_requests WHERE status IN ('PENDING', 'SUBMITTED')"),
+      adapterOpen: await count(adapter, "SELECT count(*)::int AS n FROM mints WHERE status IN ('PENDING', 'SUBMITTED')"),
+      consumerRequests: await scalar(consumer, "SELECT coalesce(string_agg(s, ', '), '') FROM (SELECT status || ' ' || count(*) || ' (' || coalesce(max(last_error_reason), '-') || ', due in ' || round(extract(epoch FROM max(next_attempt_at) - now())) || ' s)' AS s FROM mint_requests WHERE status IN ('PENDING', 'SUBMITTED') GROUP BY status) x"),
+    };
+    const text = JSON.stringify(state);
+    const gist = text.replace(/due in -?\d+ s/g, ""); // log changes, not the clock
+    if (gist !== lastState) log(`draining: ${text}`);
+    lastState = gist;
+    return Object.values(state).every((n) => n === 0 || n === "");
+  }, { timeoutMs: 300_000, intervalMs: 500 });
   const drainMs = Date.now() - chaosDoneAt;
 
   // Every purchase accepted once, with exactly one ledger entry, minted.
@@ -189,6 +216,7 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
       `  duplicates refused by the contract: ${skipped.length} MintSkipped, ${reverted} reverted transactions`,
       `  load ${((loadDoneAt - t0) / 1000).toFixed(1)} s, chaos ${((chaosDoneAt - t0) / 1000).toFixed(1)} s, drain after the last fault ${(drainMs / 1000).toFixed(1)} s`,
       `  reconcile: ${report.matched} matched, 0 differences`,
+      `  SIGTERMs that did not end in a clean exit: ${figures.uncleanStops.join("; ") || "none"}`,
     ].join("\n"),
   );
   expect(figures.natsRestarts + figures.postgresRestarts).toBe(2);

@@ -47,12 +47,13 @@ export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "
   return destination ? pino(options, destination) : pino(options);
 }
 
-const NO_FIELDS = Object.freeze({});
-
-/** { trace_id } of the active span, when there is one (OpenTelemetry's context, no SDK needed to read it). */
+/**
+ * { trace_id } of the active span, when there is one (OpenTelemetry's context, no SDK needed to
+ * read it). A fresh object each time: pino merges the line's fields into it.
+ */
 export function traceFields(): { trace_id?: string } {
   const sc = trace.getSpanContext(context.active());
-  return sc && sc.traceId !== "00000000000000000000000000000000" ? { trace_id: sc.traceId } : NO_FIELDS;
+  return sc && sc.traceId !== "00000000000000000000000000000000" ? { trace_id: sc.traceId } : {};
 }
 
 const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi;

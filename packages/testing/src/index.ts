@@ -13,3 +13,4 @@ export { startChainProcess, type ChainProcess } from "./chain-process.ts";
 export { waitFor } from "./wait.ts";
 export { createMerchant, restClient, RestError, type PurchaseView, type RestClient, type TestMerchant } from "./rest-client.ts";
 export { STACK_ADMIN_KEY, startStack, type ServiceName, type Stack, type StackInstance, type StackOptions } from "./stack.ts";
+export { endHeldSession } from "./pool-faults.ts";

@@ -1,3 +1,5 @@
+import { createWriteStream, mkdirSync } from "node:fs";
+import path from "node:path";
 import { createTestDatabase } from "@cashback/db/testing";
 import { TEST_ADAPTER_TOKEN } from "./adapter-process.ts";
 import { startChainProcess, type ChainProcess } from "./chain-process.ts";
@@ -23,6 +25,8 @@ export interface StackOptions {
   env?: Partial<Record<ServiceName, Record<string, string>>>;
   /** Interval mining instead of automine (ms). */
   blockTimeMs?: number;
+  /** Every line each instance prints is appended to <logDir>/<service>-<index>.log (for post-mortems). */
+  logDir?: string;
 }
 
 export const STACK_ADMIN_KEY = "stack-admin-key-0123456789";
@@ -37,6 +41,7 @@ export const STACK_ADMIN_KEY = "stack-admin-key-0123456789";
  */
 export async function startStack(opts: StackOptions = {}) {
   const count = (s: ServiceName) => opts.instances?.[s] ?? 1;
+  if (opts.logDir) mkdirSync(opts.logDir, { recursive: true });
   const cleanup: (() => Promise<unknown>)[] = [];
   const close = async () => {
     for (const fn of cleanup.reverse()) await fn().catch(() => {});
@@ -66,7 +71,17 @@ export async function startStack(opts: StackOptions = {}) {
     const make = async (service: ServiceName, index: number, env: (port: number) => Record<string, string>, entry: string, readyPath: string) => {
       const port = await freePort();
       const url = `http://127.0.0.1:${port}`;
-      const proc = serviceProcess({ name: `${service}-${index}`, entry, env: { ...env(port), ...opts.env?.[service] }, ready: () => httpOk(`${url}${readyPath}`), readyTimeoutMs: 120_000 });
+      const name = `${service}-${index}`;
+      const logFile = opts.logDir ? createWriteStream(path.join(opts.logDir, `${name}.log`), { flags: "a" }) : undefined;
+      if (logFile) cleanup.push(() => new Promise((resolve) => logFile.end(resolve)));
+      const proc = serviceProcess({
+        name,
+        entry,
+        env: { ...env(port), ...opts.env?.[service] },
+        ready: () => httpOk(`${url}${readyPath}`),
+        readyTimeoutMs: 120_000,
+        onLine: logFile ? (line) => logFile.write(`${line}\n`) : undefined,
+      });
       const instance: StackInstance = Object.assign(proc, { service, index, url, port });
       instances[service].push(instance);
       return instance;

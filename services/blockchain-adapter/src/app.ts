@@ -24,10 +24,11 @@ import { Settlement } from "./mints/settlement.ts";
 import { TxMonitor } from "./mints/tx-monitor.ts";
 import { NonceStore } from "./nonces/nonce-store.ts";
 import { SignerLanes, type Lane } from "./lanes/signer-lanes.ts";
+import { SendStore } from "./transactions/send-store.ts";
 import { registerReflection } from "./reflection/reflection-service.ts";
 import { requireBearer } from "./rpc/auth.ts";
 import { blockchainServiceImpl, type Services } from "./rpc/blockchain-service.ts";
-import { gates, undecodableRequestsAreInvalidArgument } from "./rpc/request-faults.ts";
+import { gates, undecodableRequestsAreInvalidArgument, unknownEncodingIsInvalidArgument } from "./rpc/request-faults.ts";
 import { startServer } from "./rpc/server.ts";
 import { TransactionLookup } from "./transactions/transaction-lookup.ts";
 
@@ -61,7 +62,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
         throw new AdapterError("unavailable", "STARTING", `the adapter is starting (waiting for ${waitingFor}); try again later`);
       };
       router.service(BlockchainService, blockchainServiceImpl(current, logger), {
-        requestGate: gates(undecodableRequestsAreInvalidArgument, requireBearer(config.authToken)),
+        requestGate: gates(undecodableRequestsAreInvalidArgument, unknownEncodingIsInvalidArgument, requireBearer(config.authToken)),
       });
       registerReflection(router, [file_cashback_blockchain_v1_blockchain], { requestGate: undecodableRequestsAreInvalidArgument });
     },
@@ -93,6 +94,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
     const needsEstimate = new Set<string>();
     const settlement = new Settlement({ db: database, chain, completions, logger, metrics, confirmations: config.confirmations, needsEstimate });
     const receipts = new ReceiptWatcher({ chain, settlement, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs });
+    const sendStore = new SendStore(config.databaseUrl);
     const lanes: Lane[] = [];
     const sender = { requireChainCheck: () => signers.requireChainCheck() };
     for (const [i, key] of config.signerKeys.entries()) {
@@ -113,6 +115,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
         maxBackoffMs: Math.min(5_000, config.breakerHalfOpenAfterMs),
         needsEstimate,
         alwaysEstimate: config.gasEstimate === "always",
+        sendStore,
       });
       const monitor = new TxMonitor({ db: database, chain: laneChain, settlement, dispatcher: sender, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs, intervalMs: config.monitorIntervalMs, maxFeePerGas: config.maxFeePerGas });
       lanes.push({ chain: laneChain, nonces, dispatcher, monitor });
@@ -156,6 +159,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
         await server.close();
         await signers.stop();
         await receipts.stop();
+        await sendStore.close();
         await database.$disconnect();
       },
     };

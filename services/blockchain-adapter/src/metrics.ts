@@ -57,6 +57,13 @@ export function createMetrics() {
       help: "Client connections closed at once because ADAPTER_MAX_CONNECTIONS were open",
       registers,
     }),
+    roundPhaseSeconds: new Histogram({
+      name: "adapter_round_phase_seconds",
+      help: "Where a mint round's time goes (begin, claim, nonce, prepare, sign, record, broadcast, commit; receipt = recording it)",
+      labelNames: ["phase"] as const,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
     receiptSeconds: new Histogram({
       name: "adapter_receipt_seconds",
       help: "From broadcast to recorded receipt",

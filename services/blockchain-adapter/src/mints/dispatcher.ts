@@ -12,6 +12,7 @@ import type { Completions } from "./completions.ts";
 import type { ReceiptWatcher } from "./receipt-watcher.ts";
 import type { Settlement } from "./settlement.ts";
 import { txRow } from "./tx-row.ts";
+import type { SendStore } from "../transactions/send-store.ts";
 
 interface PendingRow {
   idempotency_key: string;
@@ -59,6 +60,8 @@ export class MintDispatcher {
     needsEstimate?: Set<string>;
     /** Estimate every batch (the behaviour before gas bounds); default false. */
     alwaysEstimate?: boolean;
+    /** The hot path on `pg`; without it every round goes through Prisma. */
+    sendStore?: SendStore;
   };
   /** Set while the signer can not pay for gas; cleared by the next successful send. */
   outOfFunds = false;
@@ -197,19 +200,77 @@ export class MintDispatcher {
     return (await this.mintRound()) + (await this.clawbackRound());
   }
 
-  private async mintRound(): Promise<number> {
-    const { db, chain, logger } = this.deps;
+  private mintRound(): Promise<number> {
+    const { sendStore, alwaysEstimate, needsEstimate } = this.deps;
+    if (sendStore && !alwaysEstimate && (needsEstimate?.size ?? 0) === 0) return this.boundedMintRound(sendStore);
+    return this.estimatedMintRound();
+  }
+
+  /**
+   * The usual round: claim, lock the nonce, sign with a gas bound (nothing to ask the node but the
+   * cached fees), record, broadcast, commit; three statements on `pg`. Nothing here can be refused
+   * before the broadcast: a refusal shows as a revert, and Settlement sends those mints back to be
+   * estimated (estimatedMintRound).
+   */
+  private async boundedMintRound(store: SendStore): Promise<number> {
+    const { chain } = this.deps;
+    let sent: { signed: SignedTx; txId: bigint; keys: string[] } | undefined;
+    const phase = phaseTimer(this.deps.metrics);
+    const handled = await store.transaction(async (c) => {
+      phase("begin");
+      const claimed = await store.claimMints(c, { exclude: [...this.awaitingChain], limit: this.deps.batchMax });
+      phase("claim");
+      if (claimed.length === 0) return 0;
+      const nonce = await store.lockNonce(c, chain.chainId, chain.signerAddress);
+      phase("nonce");
+      const prepared = await chain.prepareMints(claimed.map((m) => ({ to: m.to, amountWei: m.amountWei, mintId: m.mintId })), nonce, { estimate: false });
+      phase("prepare");
+      const signed = await chain.sign(prepared);
+      phase("sign");
+      const keys = claimed.map((m) => m.idempotencyKey);
+      const txId = await store.recordSent(c, { chainId: chain.chainId, from: chain.signerAddress, to: signed.to ?? chain.token, signed, keys });
+      phase("record");
+      // From here a failure may leave the transaction on chain without our record of it.
+      this.inDoubt = true;
+      await broadcastMined(chain, signed);
+      phase("broadcast");
+      sent = { signed, txId, keys };
+      return claimed.length;
+    });
+    this.inDoubt = false;
+    if (sent) {
+      phase("commit");
+      this.announce(sent);
+    }
+    return handled;
+  }
+
+  private announce(sent: { signed: SignedTx; txId: bigint; keys: string[] }): void {
+    this.outOfFunds = false;
+    this.deps.metrics.transactions.inc({ event: "sent" });
+    this.deps.metrics.batchSize.observe(sent.keys.length);
+    this.deps.logger.debug({ tx: sent.signed.hash, nonce: sent.signed.nonce.toString(), mints: sent.keys.length }, "mint transaction sent");
+    this.deps.receipts.watch(sent.txId, sent.signed.hash);
+  }
+
+  /** A round that prices its batch with eth_estimateGas, halving it while the contract refuses an entry. */
+  private async estimatedMintRound(): Promise<number> {
+    const { db, chain } = this.deps;
     let sent: { signed: SignedTx; txId: bigint; keys: string[] } | undefined;
     let finished: string[] = [];
+    const phase = phaseTimer(this.deps.metrics);
     const handled = await db.$transaction(
       async (tx) => {
+        phase("begin");
         const claimed = await tx.$queryRaw<PendingRow[]>`
           SELECT idempotency_key, mint_id, to_address, amount_wei FROM mints
           WHERE status = 'PENDING' AND NOT (idempotency_key = ANY(${[...this.awaitingChain]}))
           ORDER BY created_at LIMIT ${this.deps.batchMax} FOR UPDATE SKIP LOCKED`;
+        phase("claim");
         if (claimed.length === 0) return 0;
 
         const nonce = await this.deps.nonces.lock(tx);
+        phase("nonce");
         // A pause holds every mint back, and a refusal that concerns every mint (role revoked)
         // fails them all. Any other halves the batch until the contract accepts it: the entry it
         // refuses ends up alone and fails alone, and the rest stay queued for the next rounds.
@@ -234,14 +295,18 @@ export class MintDispatcher {
             return claimed.length;
           }
         }
+        phase("prepare");
         const signed = await chain.sign(prepared);
+        phase("sign");
         const row = await tx.blockchainTransaction.create({ data: txRow(chain, signed) });
         const keys = rows.map((r) => r.idempotency_key);
         await tx.mint.updateMany({ where: { idempotencyKey: { in: keys } }, data: { status: "SUBMITTED", transactionId: row.id } });
         await this.deps.nonces.advance(tx, signed.nonce);
+        phase("record");
         // From here a failure may leave the transaction on chain without our record of it.
         this.inDoubt = true;
         await broadcastMined(chain, signed);
+        phase("broadcast");
         if (estimate) for (const key of keys) needsEstimate?.delete(key);
         sent = { signed, txId: row.id, keys };
         return claimed.length;
@@ -249,14 +314,9 @@ export class MintDispatcher {
       { timeout: 60_000, maxWait: 10_000 },
     );
     this.inDoubt = false;
+    if (handled > 0) phase("commit");
     this.deps.completions.notify(finished);
-    if (sent) {
-      this.outOfFunds = false;
-      this.deps.metrics.transactions.inc({ event: "sent" });
-      this.deps.metrics.batchSize.observe(sent.keys.length);
-      logger.debug({ tx: sent.signed.hash, nonce: sent.signed.nonce.toString(), mints: sent.keys.length }, "mint transaction sent");
-      this.deps.receipts.watch(sent.txId, sent.signed.hash);
-    }
+    if (sent) this.announce(sent);
     return handled;
   }
 
@@ -431,6 +491,21 @@ export class MintDispatcher {
     }
     return finished;
   }
+}
+
+/**
+ * Times a round's phases (each call: the time since the previous one). Observed at "commit" only,
+ * so empty and failed rounds do not blur the figures.
+ */
+function phaseTimer(metrics: Metrics): (phase: string) => void {
+  let last = performance.now();
+  const seen: [string, number][] = [];
+  return (phase) => {
+    const now = performance.now();
+    seen.push([phase, (now - last) / 1000]);
+    last = now;
+    if (phase === "commit") for (const [p, s] of seen) metrics.roundPhaseSeconds.observe({ phase: p }, s);
+  };
 }
 
 /**

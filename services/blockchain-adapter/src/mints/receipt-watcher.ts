@@ -40,7 +40,9 @@ export class ReceiptWatcher {
     while (!this.stopped && Date.now() - started < stuckAfterMs) {
       const receipt = await chain.receipt(hash);
       if (receipt && (confirmations <= 1 || (await chain.blockNumber()) - receipt.blockNumber + 1n >= BigInt(confirmations))) {
+        const t0 = performance.now();
         await settlement.recordReceipt(txId, receipt);
+        metrics.roundPhaseSeconds.observe({ phase: "receipt" }, (performance.now() - t0) / 1000);
         metrics.receiptSeconds.observe((Date.now() - started) / 1000);
         return;
       }

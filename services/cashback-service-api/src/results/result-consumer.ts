@@ -6,6 +6,7 @@ import { backoffMs } from "@cashback/outbox";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics.ts";
 import type { ResultHandler } from "./result-handler.ts";
+import { context, contextFrom } from "@cashback/telemetry";
 
 export const RESULTS_DURABLE = "cashback-service-api";
 /** A message failing this many times for a reason other than a bad message is parked too. */
@@ -85,10 +86,16 @@ export class ResultConsumer {
     }
   }
 
-  private async process(m: JsMsg): Promise<void> {
+  /** Each event is handled in the trace it carries (the purchase's): its log lines name it. */
+  private process(m: JsMsg): Promise<void> {
+    return context.with(contextFrom(m.headers?.get("traceparent") || undefined, context.active()), () => this.processInTrace(m));
+  }
+
+  private async processInTrace(m: JsMsg): Promise<void> {
     const { handler, logger, metrics } = this.deps;
     try {
       const result = await handler.handle(m.data);
+      if (result.outcome === "applied") logger.info({ type: result.type, seq: m.seq }, "result event applied to the ledger");
       if (result.outcome === "parked") {
         logger.error({ subject: m.subject, seq: m.seq, reason: result.reason, message: result.message }, "result event parked in the dead-letter stream");
         await this.deadLetter(m, result.reason, result.message);
