@@ -147,7 +147,8 @@ try {
         sendPurchase(phase).then(
           (entry) => void due.set(entry, dueAt),
           (err: Error) => {
-            if (errors++ < 3) progress.note(err.message);
+            // fetch's own message is "fetch failed": the reason is in its cause
+            if (errors++ < 3) progress.note(err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message);
           },
         );
       if (phase === "rate") {
