@@ -85,6 +85,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
       throw new Error(`ADAPTER_PRIVATE_KEY is unset: the public dev key is only allowed on chain ${LOCAL_CHAIN_ID}`);
     }
     logger.info({ chainId: chain.chainId, tokenAddress: chain.token, signer: chain.signerAddress }, "chain connected");
+    metrics.sources.signerBalanceWei = () => chain.client.getBalance({ address: chain.signerAddress });
 
     db = createDb(config.databaseUrl);
     const database = db;
