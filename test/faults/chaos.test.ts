@@ -1,3 +1,4 @@
+import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -21,13 +22,14 @@ const RPC_CUT_MS = env("CHAOS_RPC_CUT_MS", 8_000);
 const DURATION_MS = env("CHAOS_DURATION_MS", 45_000);
 const SEED = env("CHAOS_SEED", Math.floor(Math.random() * 1e9));
 const INSTANCES = 2;
+const LOG_DIR = path.join(repoRoot, "test-results", `chaos-${SEED}`);
 
 let stack: Stack;
 
 beforeAll(async () => {
   stack = await startStack({
     postgres: "own",
-    logDir: path.join(repoRoot, "test-results", `chaos-${SEED}`),
+    logDir: LOG_DIR,
     instances: { adapter: INSTANCES, api: INSTANCES, consumer: INSTANCES },
     env: {
       // Ride out every outage (never give up on a mint), and notice recoveries quickly. A killed
@@ -219,6 +221,14 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
       `  SIGTERMs that did not end in a clean exit: ${figures.uncleanStops.join("; ") || "none"}`,
     ].join("\n"),
   );
+  // No service fell over by itself: every exit was one of ours (a crash logs "fatal error").
+  const crashes: string[] = [];
+  for (const file of await readdir(LOG_DIR)) {
+    for (const line of (await readFile(path.join(LOG_DIR, file), "utf8")).split("\n")) {
+      if (line.includes('"level":60') || line.includes("fatal error")) crashes.push(`${file}: ${line.slice(0, 300)}`);
+    }
+  }
+  expect(crashes).toEqual([]);
   expect(figures.natsRestarts + figures.postgresRestarts).toBe(2);
   for (const s of SERVICES) expect(figures.kills[s]).toBe(KILLS);
 });
