@@ -224,6 +224,9 @@ async function runScenario(chain: TestChain, scenario: Scenario, runId: string, 
   const laneKeys: string[] = [];
   for (let i = 0; i < scenario.lanes; i++) laneKeys.push(await freshMinter(chain));
   const running = await startTestAdapter(chain, {
+    // A saturated shared machine can take seconds to answer a JSON-RPC call; the test harness's
+    // 2 s would open the breaker and end calls early with SUBMITTED, which measures nothing.
+    RPC_TIMEOUT_MS: "15000",
     ...scenario.env,
     ...(laneKeys.length ? { ADAPTER_SIGNER_KEYS: laneKeys.join(",") } : {}),
     ...(rpcUrl ? { CHAIN_RPC_URL: rpcUrl } : {}),

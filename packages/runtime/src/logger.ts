@@ -1,6 +1,7 @@
 import { inspect } from "node:util";
 import { context, trace } from "@opentelemetry/api";
 import { pino, type DestinationStream, type Logger } from "pino";
+import { ConfigError } from "./env.ts";
 
 export type { Logger };
 
@@ -16,7 +17,10 @@ export const LOG_TEXT_MAX_CHARS = 4_096;
  * string, a number, null, a frozen or hostile object), and a line that still can not be written
  * (e.g. a frozen object under a redacted path) is replaced by a line saying so.
  */
-export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "info", destination?: DestinationStream): Logger {
+export function createLogger(service: string, level = process.env.LOG_LEVEL?.trim() || "info", destination?: DestinationStream): Logger {
+  if (!(level in pino.levels.values) && level !== "silent") {
+    throw new ConfigError(`LOG_LEVEL must be one of ${Object.keys(pino.levels.values).join(", ")} or silent, got "${level.slice(0, 40)}"`);
+  }
   const options = {
     name: service,
     level,

@@ -30,11 +30,17 @@ let installed: { provider: TracerProvider; processors: SpanProcessor[] } | undef
  * exported only when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set,
  * through OTLP/HTTP, which reads the standard OTEL_EXPORTER_OTLP_* variables itself.
  *
+ * OTEL_SDK_DISABLED=true installs nothing (the API's no-op tracer: no ids, nothing propagated).
+ *
  * The OpenTelemetry API keeps one provider per process: a second call (several services in one
  * test process) shares the first one's provider and adds its exporter, if any.
  */
 export function startTelemetry(opts: TelemetryOptions): Telemetry {
   const env = opts.env ?? process.env;
+  // The standard switch: no SDK at all (no trace ids in logs, no traceparent handed on).
+  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === "true") {
+    return { tracer: trace.getTracer(opts.service), exporting: false, shutdown: async () => {} };
+  }
   const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
   const processors: SpanProcessor[] = [];
   if (opts.exporter) processors.push(new SimpleSpanProcessor({ exporter: opts.exporter }));

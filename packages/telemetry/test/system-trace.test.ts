@@ -28,6 +28,7 @@ const procs: ServiceProcess[] = [];
 const lines: Record<"api" | "consumer" | "adapter", string[]> = { api: [], consumer: [], adapter: [] };
 let apiUrl: string;
 let adapterDbUrl: string;
+const metricsUrls: Record<string, string> = {};
 
 function randomHex(chars: number): string {
   return Array.from({ length: chars }, () => "0123456789abcdef"[Math.floor(Math.random() * 16)]).join("");
@@ -65,6 +66,7 @@ beforeAll(async () => {
   const [adapterPort, consumerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const adapterUrl = `http://127.0.0.1:${adapterPort}`;
   apiUrl = `http://127.0.0.1:${apiPort}`;
+  Object.assign(metricsUrls, { adapter: `${adapterUrl}/metrics`, consumer: `http://127.0.0.1:${consumerPort}/metrics`, api: `${apiUrl}/metrics` });
   await service("adapter", "services/blockchain-adapter/src/main.ts", {
     ADAPTER_PORT: String(adapterPort),
     ADAPTER_AUTH_TOKEN: SECRETS.adapterToken,
@@ -146,6 +148,17 @@ describe("one purchase, traced through the system, with secrets that never reach
     } finally {
       await client.end();
     }
+  });
+
+  it("serves the figures an operator watches on /metrics (docs/operations.md)", async () => {
+    const text = async (url: string) => (await fetch(url)).text();
+    const [adapter, consumer, api] = await Promise.all([text(metricsUrls.adapter!), text(metricsUrls.consumer!), text(metricsUrls.api!)]);
+    expect(Number(/^adapter_signer_balance_wei (\S+)$/m.exec(adapter)?.[1])).toBeGreaterThan(0);
+    for (const name of ["adapter_chain_circuit_state", "adapter_nonce_resyncs_total", "adapter_mint_batch_size_bucket", "adapter_receipt_seconds_bucket"]) expect(adapter).toContain(name);
+    expect(consumer).toMatch(/^consumer_stream_pending\{state="pending"\} 0$/m);
+    for (const name of ["consumer_redeliveries_total", "consumer_dead_letters_total", "consumer_mint_latency_seconds_bucket", "consumer_mint_batch_size_bucket", "consumer_outbox_oldest_age_seconds"]) expect(consumer).toContain(name);
+    expect(api).toMatch(/^api_http_request_duration_seconds_count\{route="\/v1\/purchases",method="POST",status="201"\} 1$/m);
+    for (const name of ["api_outbox_backlog", "api_outbox_oldest_age_seconds"]) expect(api).toContain(name);
   });
 
   it("writes none of the secrets (admin key, adapter token, signer key, database password, merchant key) in any log line", () => {

@@ -19,12 +19,12 @@ import { createMetrics } from "./metrics.ts";
 import { Completions } from "./mints/completions.ts";
 import { MintDispatcher } from "./mints/dispatcher.ts";
 import { MintService } from "./mints/mint-service.ts";
-import { ReceiptWatcher } from "./mints/receipt-watcher.ts";
+import { ReceiptWatcher } from "./transactions/receipt-watcher.ts";
 import { Settlement } from "./mints/settlement.ts";
-import { TxMonitor } from "./mints/tx-monitor.ts";
+import { TxMonitor } from "./transactions/tx-monitor.ts";
 import { NonceStore } from "./nonces/nonce-store.ts";
 import { SignerLanes, type Lane } from "./lanes/signer-lanes.ts";
-import { SendStore } from "./transactions/send-store.ts";
+import { SendStore } from "./transactions/tx-store.ts";
 import { registerReflection } from "./reflection/reflection-service.ts";
 import { requireBearer } from "./rpc/auth.ts";
 import { blockchainServiceImpl, type Services } from "./rpc/blockchain-service.ts";
@@ -85,6 +85,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
       throw new Error(`ADAPTER_PRIVATE_KEY is unset: the public dev key is only allowed on chain ${LOCAL_CHAIN_ID}`);
     }
     logger.info({ chainId: chain.chainId, tokenAddress: chain.token, signer: chain.signerAddress }, "chain connected");
+    metrics.sources.signerBalanceWei = () => chain.client.getBalance({ address: chain.signerAddress });
 
     db = createDb(config.databaseUrl);
     const database = db;

@@ -3,10 +3,26 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 /** The adapter's Prometheus metrics, on a registry of its own (served at GET /metrics). */
 export function createMetrics() {
   const registry = new Registry();
+  /** Set once the chain is connected: reads the signer's balance at each scrape. */
+  const sources: { signerBalanceWei?: () => Promise<bigint> } = {};
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
   return {
     registry,
+    sources,
+    signerBalance: new Gauge({
+      name: "adapter_signer_balance_wei",
+      help: "The signing wallet's native balance (gas money), read from the chain at each scrape; absent while the chain does not answer",
+      registers,
+      async collect() {
+        if (!sources.signerBalanceWei) return;
+        try {
+          this.set(Number(await sources.signerBalanceWei()));
+        } catch {
+          this.reset(); // no stale figure while the chain is unreachable
+        }
+      },
+    }),
     circuitState: new Gauge({
       name: "adapter_chain_circuit_state",
       help: "Circuit breaker around chain calls: 0 closed, 1 open, 2 half-open, 3 isolated",

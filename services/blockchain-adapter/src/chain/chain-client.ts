@@ -15,7 +15,7 @@ import type { CircuitBreakerPolicy } from "cockatiel";
 import { cashbackTokenAbi, readDeployment } from "@cashback/token";
 import type { Metrics } from "../metrics.ts";
 import { chainDown } from "./circuit-breaker.ts";
-import { asContractRejection } from "./rpc-errors.ts";
+import { asContractRejection, isReceiptNotFound, isTransactionNotFound } from "./rpc-errors.ts";
 import { encodeClawback, encodeMints, type ClawbackCall, type MintCall, type TxKind } from "./token-calls.ts";
 
 export interface PreparedTx {
@@ -227,7 +227,7 @@ export class ChainClient {
 
   receipt(hash: Hash): Promise<TransactionReceipt | undefined> {
     return this.client.getTransactionReceipt({ hash }).catch((err: Error) => {
-      if (err.name === "TransactionReceiptNotFoundError") return undefined;
+      if (isReceiptNotFound(err)) return undefined;
       throw err;
     });
   }
@@ -237,7 +237,7 @@ export class ChainClient {
     return this.client.getTransaction({ hash }).then(
       () => true,
       (err: Error) => {
-        if (err.name === "TransactionNotFoundError") return false;
+        if (isTransactionNotFound(err)) return false;
         throw err;
       },
     );

@@ -1,6 +1,6 @@
 import type { ChainClient } from "../chain/chain-client.ts";
 import type { MintDispatcher } from "../mints/dispatcher.ts";
-import type { TxMonitor } from "../mints/tx-monitor.ts";
+import type { TxMonitor } from "../transactions/tx-monitor.ts";
 import type { NonceStore } from "../nonces/nonce-store.ts";
 
 /** One signer key: its own nonce row, sender and monitor. */

@@ -9,10 +9,10 @@ import { backoffMs, FailureStreak } from "../failure-streak.ts";
 import type { Metrics } from "../metrics.ts";
 import type { NonceStore } from "../nonces/nonce-store.ts";
 import type { Completions } from "./completions.ts";
-import type { ReceiptWatcher } from "./receipt-watcher.ts";
+import type { ReceiptWatcher } from "../transactions/receipt-watcher.ts";
 import type { Settlement } from "./settlement.ts";
-import { txRow } from "./tx-row.ts";
-import type { SendStore } from "../transactions/send-store.ts";
+import { splitRefusedBatch } from "../transactions/lifecycle.ts";
+import { txStore, type SendStore } from "../transactions/tx-store.ts";
 
 interface PendingRow {
   idempotency_key: string;
@@ -286,21 +286,21 @@ export class MintDispatcher {
             break;
           } catch (err) {
             if (!(err instanceof ContractRejectedError)) throw err;
-            if (err.reason === "EnforcedPause") throw new TokenPausedError(); // a halt, not a verdict
-            if (rows.length > 1 && !GLOBAL_REJECTIONS.has(err.reason)) {
-              rows = rows.slice(0, Math.ceil(rows.length / 2));
+            const next = splitRefusedBatch(rows.length, err.reason);
+            if (next.step === "halt") throw new TokenPausedError(); // a halt, not a verdict
+            if (next.step === "halve") {
+              rows = rows.slice(0, next.keep);
               continue;
             }
-            finished = await this.reject(tx, new Map(rows.map((r) => [r.idempotency_key, err.reason])));
+            finished = await this.reject(tx, rows, err.reason);
             return claimed.length;
           }
         }
         phase("prepare");
         const signed = await chain.sign(prepared);
         phase("sign");
-        const row = await tx.blockchainTransaction.create({ data: txRow(chain, signed) });
         const keys = rows.map((r) => r.idempotency_key);
-        await tx.mint.updateMany({ where: { idempotencyKey: { in: keys } }, data: { status: "SUBMITTED", transactionId: row.id } });
+        const txId = await txStore.recordSigned(tx, chain, signed, keys);
         await this.deps.nonces.advance(tx, signed.nonce);
         phase("record");
         // From here a failure may leave the transaction on chain without our record of it.
@@ -308,7 +308,7 @@ export class MintDispatcher {
         await broadcastMined(chain, signed);
         phase("broadcast");
         if (estimate) for (const key of keys) needsEstimate?.delete(key);
-        sent = { signed, txId: row.id, keys };
+        sent = { signed, txId, keys };
         return claimed.length;
       },
       { timeout: 60_000, maxWait: 10_000 },
@@ -383,13 +383,13 @@ export class MintDispatcher {
           return 1;
         }
         const signed = await chain.sign(prepared);
-        const created = await tx.blockchainTransaction.create({ data: txRow(chain, signed) });
-        await clawbackStore.submitted(tx, row.idempotency_key, created.id);
+        const txId = await txStore.recordSigned(tx, chain, signed);
+        await clawbackStore.submitted(tx, row.idempotency_key, txId);
         await this.deps.nonces.advance(tx, signed.nonce);
         // From here a failure may leave the transaction on chain without our record of it.
         this.inDoubt = true;
         await chain.broadcast(signed.raw);
-        sent = { signed, txId: created.id, key: row.idempotency_key };
+        sent = { signed, txId, key: row.idempotency_key };
         return 1;
       },
       { timeout: 60_000, maxWait: 10_000 },
@@ -464,30 +464,32 @@ export class MintDispatcher {
   }
 
   /**
-   * Records refusals. `MintIdAlreadyUsed` is never final: the id was minted by some transaction
-   * (perhaps one still in the mempool), so the mint is settled from its event now or later.
-   * Returns the keys that reached a final state.
+   * Records a refusal of `rows` (one entry, or every entry for a global refusal such as a revoked
+   * minter role). `MintIdAlreadyUsed` is never final: the id was minted by some transaction
+   * (perhaps one still in the mempool), so the mint is settled from its event now or later. For
+   * any other refusal the chain is asked first which ids are used (pending state included): those
+   * were minted by an earlier transaction of ours and are settled, not failed. Returns the keys
+   * that reached a final state.
    */
-  private async reject(tx: Tx, verdicts: Map<string, string>): Promise<string[]> {
-    const used = [...verdicts].filter(([, reason]) => reason === "MintIdAlreadyUsed").map(([key]) => key);
-    const failed = [...verdicts].filter(([, reason]) => reason !== "MintIdAlreadyUsed");
+  private async reject(tx: Tx, rows: readonly PendingRow[], reason: string): Promise<string[]> {
+    const { chain, settlement } = this.deps;
     const finished: string[] = [];
-    if (used.length) {
-      const rows = await tx.mint.findMany({ where: { idempotencyKey: { in: used } }, select: { idempotencyKey: true, mintId: true } });
-      const settled = await this.deps.settlement.settleMinted(tx, rows).catch(() => [] as string[]); // held back, looked up later
+    let onChain: readonly PendingRow[] = rows;
+    if (reason !== "MintIdAlreadyUsed") {
+      const used = await chain.mintIdsUsed(rows.map((r) => r.mint_id as Hex), "pending");
+      onChain = rows.filter((_, i) => used[i]);
+    }
+    if (onChain.length) {
+      const settled = await settlement.settleMinted(tx, onChain.map(toMintRef)).catch(() => [] as string[]); // held back, looked up later
       finished.push(...settled);
-      for (const key of used) if (!settled.includes(key)) this.awaitingChain.add(key);
+      for (const r of onChain) if (!settled.includes(r.idempotency_key)) this.awaitingChain.add(r.idempotency_key);
     }
-    for (const [key, reason] of failed) {
-      await tx.mint.update({
-        where: { idempotencyKey: key },
-        data: { status: "FAILED", errorReason: "REVERTED", errorMessage: `the token contract rejected the mint: ${reason}` },
-      });
-      finished.push(key);
-    }
+    const failed = rows.filter((r) => !onChain.includes(r)).map((r) => r.idempotency_key);
+    await txStore.mintsFailed(tx, failed, `the token contract rejected the mint: ${reason}`);
+    finished.push(...failed);
     if (failed.length) {
       this.deps.metrics.mints.inc({ status: "failed" }, failed.length);
-      this.deps.logger.warn({ rejected: Object.fromEntries(failed) }, "mints rejected by the contract");
+      this.deps.logger.warn({ rejected: failed, reason }, "mints rejected by the contract");
     }
     return finished;
   }
@@ -520,9 +522,6 @@ async function broadcastMined(chain: ChainClient, signed: SignedTx): Promise<voi
     if (!asContractRejection(err) || isNonceError(err) || !(await chain.receipt(signed.hash).catch(() => undefined))) throw err;
   }
 }
-
-/** Refusals that do not depend on the entry: splitting the batch would not help. */
-const GLOBAL_REJECTIONS = new Set(["AccessControlUnauthorizedAccount"]);
 
 /** The token is paused: mints stay queued and go out, with backoff, once it is unpaused. */
 class TokenPausedError extends Error {
