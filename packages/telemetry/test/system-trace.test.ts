@@ -101,9 +101,15 @@ async function call(path: string, key: string, body?: unknown, headers: Record<s
   return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, any> };
 }
 
-describe("one purchase, traced through the system, with secrets that never reach a log", () => {
-  let merchantKey = "";
+let merchantKey = "";
 
+/** Log lines of any process that contain any of the secrets (in any letter case). */
+function leaks(): string[] {
+  const secrets = [...Object.values(SECRETS), SECRETS.signerKey.slice(2), merchantKey].filter(Boolean);
+  return Object.values(lines).flat().filter((line) => secrets.some((s) => line.toLowerCase().includes(s.toLowerCase())));
+}
+
+describe("one purchase, traced through the system, with secrets that never reach a log", () => {
   it("carries the client's trace id to the API's, the consumer's and the adapter's logs and to the adapter's mint record", async () => {
     const merchant = await call("/v1/merchants", SECRETS.adminKey, { name: "Trace Shop" });
     expect(merchant.status).toBe(201);
@@ -162,13 +168,24 @@ describe("one purchase, traced through the system, with secrets that never reach
   });
 
   it("writes none of the secrets (admin key, adapter token, signer key, database password, merchant key) in any log line", () => {
-    const all = Object.values(lines).flat();
-    expect(all.length).toBeGreaterThan(10);
-    const secrets = [...Object.values(SECRETS), SECRETS.signerKey.slice(2), merchantKey].filter(Boolean);
+    expect(Object.values(lines).flat().length).toBeGreaterThan(10);
     expect(merchantKey).not.toBe("");
-    const leaks = all.filter((line) => secrets.some((s) => line.toLowerCase().includes(s.toLowerCase())));
-    expect(leaks).toEqual([]);
+    expect(leaks()).toEqual([]);
   });
+});
+
+describe("graceful shutdown", () => {
+  it("each service, sent SIGTERM, stops taking work, closes everything and says so before its grace period ends", async () => {
+    for (const p of [...procs].reverse()) await p.stop(20_000); // consumer and API first, then the adapter
+    for (const [name, list] of Object.entries(lines)) {
+      const from = list.findIndex((l) => parse(l)?.msg === "shutting down");
+      expect(from, `${name} logged "shutting down"`).toBeGreaterThanOrEqual(0);
+      const after = list.slice(from).map((l) => JSON.parse(l) as { level: number; msg: string });
+      expect(after.filter((l) => l.level >= 50), `${name} logged errors while stopping`).toEqual([]);
+      expect(after.at(-1)?.msg, `${name} finished closing`).toBe("shut down cleanly");
+    }
+    expect(leaks()).toEqual([]); // nor in what they wrote while stopping
+  }, 90_000);
 });
 
 function parse(line: string): { trace_id?: string; msg?: string } | undefined {
