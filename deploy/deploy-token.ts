@@ -18,6 +18,8 @@ export interface DeployOptions {
   rpcUrl: string;
   deployerKey: Hex;
   minter: Address;
+  /** Further signers of the adapter (ADAPTER_SIGNER_KEYS lanes): each gets MINTER_ROLE too. */
+  extraMinters?: readonly Address[];
   deploymentsDir?: string;
   log?: (line: string) => void;
 }
@@ -36,7 +38,7 @@ export async function deployToken(opts: DeployOptions): Promise<{ deployment: To
 
   const existing = await readDeployment(chainId, opts.deploymentsDir);
   if (existing && (await isLive(publicClient, existing))) {
-    await ensureMinter(publicClient, wallet, existing.address, opts.minter, log);
+    for (const m of [opts.minter, ...(opts.extraMinters ?? [])]) await ensureMinter(publicClient, wallet, existing.address, m, log);
     log(`reusing CashbackToken at ${existing.address} on chain ${chainId}`);
     return { deployment: { ...existing, minter: opts.minter }, reused: true };
   }
@@ -50,6 +52,8 @@ export async function deployToken(opts: DeployOptions): Promise<{ deployment: To
   });
   const receipt = await publicClient.waitForTransactionReceipt({ hash });
   if (receipt.status !== "success" || !receipt.contractAddress) throw new Error(`deployment ${hash} failed`);
+
+  for (const m of opts.extraMinters ?? []) await ensureMinter(publicClient, wallet, getAddress(receipt.contractAddress), m, log);
 
   const deployment: TokenDeployment = {
     chainId,

@@ -39,6 +39,18 @@ describe("deploy script", () => {
     expect(await client.readContract({ address: deployment.address, abi: cashbackTokenAbi, functionName: "hasRole", args: [role, minter] })).toBe(true);
   });
 
+  it("grants MINTER_ROLE to every signer lane, on a fresh deployment and on a reused one", async () => {
+    const rpcUrl = await startNode();
+    const deploymentsDir = await mkdtemp(path.join(os.tmpdir(), "deployments-"));
+    const lane = (n: number) => privateKeyToAccount(`0x${String(n).repeat(64)}` as `0x${string}`).address;
+    const { deployment } = await deployToken({ rpcUrl, deployerKey: DEV_DEPLOYER_KEY, minter, extraMinters: [lane(2)], deploymentsDir });
+    await deployToken({ rpcUrl, deployerKey: DEV_DEPLOYER_KEY, minter, extraMinters: [lane(2), lane(3)], deploymentsDir });
+    const client = createPublicClient({ transport: http(rpcUrl) });
+    const role = await client.readContract({ address: deployment.address, abi: cashbackTokenAbi, functionName: "MINTER_ROLE" });
+    const has = (a: `0x${string}`) => client.readContract({ address: deployment.address, abi: cashbackTokenAbi, functionName: "hasRole", args: [role, a] });
+    expect([await has(minter), await has(lane(2)), await has(lane(3)), await has(lane(4))]).toEqual([true, true, true, false]);
+  });
+
   it("reuses a deployment that still exists, and deploys again on a new chain", async () => {
     const deploymentsDir = await mkdtemp(path.join(os.tmpdir(), "deployments-"));
     const first = await startNode();

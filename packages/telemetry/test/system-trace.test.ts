@@ -29,6 +29,7 @@ const lines: Record<"api" | "consumer" | "adapter", string[]> = { api: [], consu
 let apiUrl: string;
 let adapterDbUrl: string;
 const metricsUrls: Record<string, string> = {};
+let signerAddress = "";
 
 function randomHex(chars: number): string {
   return Array.from({ length: chars }, () => "0123456789abcdef"[Math.floor(Math.random() * 16)]).join("");
@@ -57,6 +58,7 @@ beforeAll(async () => {
 
   // The adapter signs with a key of its own: minter role and gas for it.
   const signer = privateKeyToAccount(SECRETS.signerKey as Hex).address;
+  signerAddress = signer;
   const admin = privateKeyToAccount(chain.adminKey).address;
   await chain.rpc("hardhat_setBalance", [signer, "0x56BC75E2D63100000"]);
   await chain.rpc("hardhat_impersonateAccount", [admin]);
@@ -159,7 +161,7 @@ describe("one purchase, traced through the system, with secrets that never reach
   it("serves the figures an operator watches on /metrics (docs/operations.md)", async () => {
     const text = async (url: string) => (await fetch(url)).text();
     const [adapter, consumer, api] = await Promise.all([text(metricsUrls.adapter!), text(metricsUrls.consumer!), text(metricsUrls.api!)]);
-    expect(Number(/^adapter_signer_balance_wei (\S+)$/m.exec(adapter)?.[1])).toBeGreaterThan(0);
+    expect(Number(new RegExp(`^adapter_signer_balance_wei\\{signer="${signerAddress}"\\} (\\S+)$`, "m").exec(adapter)?.[1])).toBeGreaterThan(0);
     for (const name of ["adapter_chain_circuit_state", "adapter_nonce_resyncs_total", "adapter_mint_batch_size_bucket", "adapter_receipt_seconds_bucket"]) expect(adapter).toContain(name);
     expect(consumer).toMatch(/^consumer_stream_pending\{state="pending"\} 0$/m);
     for (const name of ["consumer_redeliveries_total", "consumer_dead_letters_total", "consumer_mint_latency_seconds_bucket", "consumer_mint_batch_size_bucket", "consumer_outbox_oldest_age_seconds"]) expect(consumer).toContain(name);

@@ -1,5 +1,5 @@
 import { encodeFunctionData, keccak256, stringToHex, toHex, type Address, type Hex } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { cashbackTokenAbi } from "@cashback/token";
 import type { TestChain } from "./chain.ts";
 
@@ -39,16 +39,28 @@ export async function clawedBackEvents(chain: TestChain, refId?: Hex) {
  * Grants or revokes the adapter's MINTER_ROLE as the token's admin (impersonated on the node), to
  * make the contract refuse mints for a while.
  */
-export async function setMinterRole(chain: TestChain, granted: boolean): Promise<void> {
+export async function setMinterRole(chain: TestChain, granted: boolean, account: Address = chain.minter): Promise<void> {
   const admin = privateKeyToAccount(chain.adminKey).address;
   await chain.rpc("hardhat_impersonateAccount", [admin]);
   const data = encodeFunctionData({
     abi: cashbackTokenAbi,
     functionName: granted ? "grantRole" : "revokeRole",
-    args: [keccak256(toHex("MINTER_ROLE")), chain.minter],
+    args: [keccak256(toHex("MINTER_ROLE")), account],
   });
   const hash = await chain.rpc<Hex>("eth_sendTransaction", [{ from: admin, to: chain.token, data }]);
   await chain.reader.waitForTransactionReceipt({ hash });
+}
+
+/**
+ * A fresh signer for the token: `wei` of gas money (default 100 ETH) and MINTER_ROLE, as the deploy
+ * script grants each of ADAPTER_SIGNER_KEYS. Returns its private key.
+ */
+export async function freshMinter(chain: TestChain, wei = 10n ** 20n): Promise<Hex> {
+  const key = generatePrivateKey();
+  const address = privateKeyToAccount(key).address;
+  await chain.rpc("hardhat_setBalance", [address, toHex(wei)]);
+  await setMinterRole(chain, true, address);
+  return key;
 }
 
 /** Burns `amount` from `holder`'s balance with a plain transfer away (impersonated), e.g. to make a clawback find too little. */

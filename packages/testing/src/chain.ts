@@ -14,7 +14,7 @@ import { startTcpProxy } from "./tcp-proxy.ts";
  * `rpcUrl`, a TCP proxy that tests can cut (`proxy.down()`, `proxy.hang()`) to simulate an outage
  * without losing the chain's state; `nodeUrl` bypasses the proxy.
  */
-export async function startTestChain() {
+export async function startTestChain(opts: { blockTimeMs?: number } = {}) {
   const server = await network.createServer("default", "127.0.0.1", 0);
   const { port: nodePort } = await server.listen();
   const nodeUrl = `http://127.0.0.1:${nodePort}`;
@@ -35,6 +35,12 @@ export async function startTestChain() {
     const body = (await res.json()) as { result?: T; error?: { message: string } };
     if (body.error) throw new Error(`${method}: ${body.error.message}`);
     return body.result as T;
+  }
+
+  if (opts.blockTimeMs) {
+    // A real chain's pace: a block every blockTimeMs, transactions wait in the mempool until then.
+    await rpc("evm_setAutomine", [false]);
+    await rpc("evm_setIntervalMining", [opts.blockTimeMs]);
   }
 
   return {

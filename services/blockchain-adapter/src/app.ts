@@ -19,10 +19,12 @@ import { createMetrics } from "./metrics.ts";
 import { Completions } from "./mints/completions.ts";
 import { MintDispatcher } from "./mints/dispatcher.ts";
 import { MintService } from "./mints/mint-service.ts";
-import { ReceiptWatcher } from "./mints/receipt-watcher.ts";
+import { ReceiptWatcher } from "./transactions/receipt-watcher.ts";
 import { Settlement } from "./mints/settlement.ts";
-import { TxMonitor } from "./mints/tx-monitor.ts";
+import { TxMonitor } from "./transactions/tx-monitor.ts";
 import { NonceStore } from "./nonces/nonce-store.ts";
+import { SignerLanes, type Lane } from "./lanes/signer-lanes.ts";
+import { SendStore } from "./transactions/tx-store.ts";
 import { registerReflection } from "./reflection/reflection-service.ts";
 import { requireBearer } from "./rpc/auth.ts";
 import { blockchainServiceImpl, type Services } from "./rpc/blockchain-service.ts";
@@ -83,36 +85,52 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
       throw new Error(`ADAPTER_PRIVATE_KEY is unset: the public dev key is only allowed on chain ${LOCAL_CHAIN_ID}`);
     }
     logger.info({ chainId: chain.chainId, tokenAddress: chain.token, signer: chain.signerAddress }, "chain connected");
-    metrics.sources.signerBalanceWei = () => chain.client.getBalance({ address: chain.signerAddress });
 
     db = createDb(config.databaseUrl);
     const database = db;
     await step("the database and the chain (records of the chain)", () => ensureChainContinuity(database, chain, logger));
-    const nonces = new NonceStore(database, chain, logger, metrics);
-    await step("the database and the chain (nonce)", () => nonces.resync("start-up"));
-
     const completions = new Completions();
-    const settlement = new Settlement({ db: database, chain, completions, logger, metrics, confirmations: config.confirmations });
+    // Mints back from a bounded transaction that reverted: every lane estimates them before sending.
+    const needsEstimate = new Set<string>();
+    const settlement = new Settlement({ db: database, chain, completions, logger, metrics, confirmations: config.confirmations, needsEstimate });
     const receipts = new ReceiptWatcher({ chain, settlement, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs });
-    const dispatcher = new MintDispatcher({
-      db: database,
-      chain,
-      nonces,
-      settlement,
-      receipts,
-      completions,
-      logger,
-      metrics,
-      batchMax: config.batchMax,
-      batchWindowMs: config.batchWindowMs,
-      maxBackoffMs: Math.min(5_000, config.breakerHalfOpenAfterMs),
-    });
-    settlement.onRequeued = () => dispatcher.requireChainCheck();
+    const sendStore = new SendStore(config.databaseUrl);
+    const lanes: Lane[] = [];
+    const sender = { requireChainCheck: () => signers.requireChainCheck() };
+    for (const [i, key] of config.signerKeys.entries()) {
+      const laneChain = i === 0 ? chain : chain.withSigner(key);
+      const nonces = new NonceStore(database, laneChain, logger, metrics);
+      await step("the database and the chain (nonce)", () => nonces.resync("start-up"));
+      const dispatcher = new MintDispatcher({
+        db: database,
+        chain: laneChain,
+        nonces,
+        settlement,
+        receipts,
+        completions,
+        logger,
+        metrics,
+        batchMax: config.batchMax,
+        batchWindowMs: config.batchWindowMs,
+        maxBackoffMs: Math.min(5_000, config.breakerHalfOpenAfterMs),
+        needsEstimate,
+        alwaysEstimate: config.gasEstimate === "always",
+        sendStore,
+      });
+      const monitor = new TxMonitor({ db: database, chain: laneChain, settlement, dispatcher: sender, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs, intervalMs: config.monitorIntervalMs, maxFeePerGas: config.maxFeePerGas });
+      lanes.push({ chain: laneChain, nonces, dispatcher, monitor });
+    }
+    const signers = new SignerLanes(lanes);
+    metrics.sources.signers = lanes.map((l) => l.chain.signerAddress);
+    metrics.sources.balanceWei = (address) => chain.client.getBalance({ address });
+    if (lanes.length > 1) logger.info({ signers: lanes.map((l) => l.chain.signerAddress) }, `${lanes.length} signer lanes`);
+    const dispatcher = signers;
+    const monitor = signers;
+    settlement.onRequeued = () => signers.requireChainCheck();
     // The chain answers again: queued work goes now, not after the dispatcher's backoff.
     breaker.onStateChange((state) => {
-      if (state === CircuitState.Closed) dispatcher.nudge();
+      if (state === CircuitState.Closed) signers.nudge();
     });
-    const monitor = new TxMonitor({ db: database, chain, settlement, dispatcher, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs, intervalMs: config.monitorIntervalMs, maxFeePerGas: config.maxFeePerGas });
     const common = { db: database, breaker, dispatcher, completions, receiptTimeoutMs: config.receiptTimeoutMs, metadataLimits: config.metadata };
     services = {
       mints: new MintService(common),
@@ -125,8 +143,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
       await chain.blockNumber();
       return true;
     };
-    monitor.start();
-    dispatcher.start();
+    signers.start();
     logger.info({ port: server.port }, "blockchain adapter ready");
 
     return {
@@ -137,13 +154,14 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
       metrics,
       monitor,
       dispatcher,
+      lanes: signers,
       completions,
       /** Stops taking calls, lets in-flight work finish, closes connections. */
       async stop() {
         await server.close();
-        await dispatcher.stop();
-        await monitor.stop();
+        await signers.stop();
         await receipts.stop();
+        await sendStore.close();
         await database.$disconnect();
       },
     };

@@ -13,8 +13,14 @@ export interface AdapterConfig {
   authToken: string;
   databaseUrl: string;
   rpcUrl: string;
+  /** The first of signerKeys (the only one unless ADAPTER_SIGNER_KEYS names several). */
   signerKey: Hex;
-  /** True when signerKey is the public dev key, allowed on the local chain only. */
+  /**
+   * One nonce lane per key: each has its own wallet_nonces row, sender and monitor, so lanes send
+   * in parallel and one stuck transaction holds back only its own lane. Each needs MINTER_ROLE.
+   */
+  signerKeys: Hex[];
+  /** True when a signer key is the public dev key, allowed on the local chain only. */
   usingDevKey: boolean;
   /** Token address; when unset it is read from deployments/<chainId>.json. */
   tokenAddress?: Address;
@@ -26,6 +32,8 @@ export interface AdapterConfig {
   /** How long MintToken waits for a receipt before answering SUBMITTED. */
   receiptTimeoutMs: number;
   batchMax: number;
+  /** "bound": mint gas from the per-item bound, estimated only after a revert; "always": estimate each batch. */
+  gasEstimate: "bound" | "always";
   /** Extra time the dispatcher waits to fill a batch (0: send what is queued now). */
   batchWindowMs: number;
   monitorIntervalMs: number;
@@ -52,8 +60,8 @@ export function loadConfig(given: Record<string, string | undefined> = process.e
   if (!explicitToken && !isLoopback(host)) {
     throw new ConfigError("ADAPTER_AUTH_TOKEN is required when ADAPTER_HOST is not a loopback address");
   }
-  const signerKey = str(env, "ADAPTER_PRIVATE_KEY", DEV_ADAPTER_KEY);
-  if (!/^0x[0-9a-fA-F]{64}$/.test(signerKey)) throw new ConfigError("ADAPTER_PRIVATE_KEY must be 32 bytes of 0x-hex");
+  const signerKeys = parseSignerKeys(env);
+  const signerKey = signerKeys[0]!;
   const tokenAddress = optionalStr(env, "TOKEN_ADDRESS");
   if (tokenAddress && !isAddress(tokenAddress)) throw new ConfigError("TOKEN_ADDRESS must be an address");
 
@@ -77,9 +85,10 @@ export function loadConfig(given: Record<string, string | undefined> = process.e
     authToken: explicitToken ?? DEV_AUTH_TOKEN,
     databaseUrl: url(env, "ADAPTER_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/blockchain_adapter"),
     rpcUrl: url(env, "CHAIN_RPC_URL", "http://127.0.0.1:8545"),
-    signerKey: signerKey as Hex,
+    signerKey,
+    signerKeys,
     // The public dev key (Hardhat account #1) is only accepted on the local chain (see app.ts).
-    usingDevKey: signerKey.toLowerCase() === DEV_ADAPTER_KEY,
+    usingDevKey: signerKeys.some((k) => k.toLowerCase() === DEV_ADAPTER_KEY),
     tokenAddress: tokenAddress ? getAddress(tokenAddress) : undefined,
     tokenDeployBlock: optionalStr(env, "TOKEN_DEPLOY_BLOCK") ? BigInt(int(env, "TOKEN_DEPLOY_BLOCK", 0)) : undefined,
     logQueryBlocks: int(env, "LOG_QUERY_BLOCKS", 10_000, { min: 1 }),
@@ -88,6 +97,7 @@ export function loadConfig(given: Record<string, string | undefined> = process.e
     // 200 mints to fresh wallets use ~10.2M gas, under the 16.7M per-transaction cap (EIP-7825).
     batchMax: int(env, "MINT_BATCH_MAX", 100, { min: 1, max: 200 }),
     batchWindowMs: int(env, "MINT_BATCH_WINDOW_MS", 0, { max: 10_000 }),
+    gasEstimate: gasEstimateMode(env),
     monitorIntervalMs: int(env, "TX_MONITOR_INTERVAL_MS", 2_000, { min: 50 }),
     stuckAfterMs: int(env, "TX_STUCK_AFTER_MS", 30_000, { min: 100 }),
     rpcTimeoutMs: int(env, "RPC_TIMEOUT_MS", 5_000, { min: 100 }),
@@ -101,4 +111,30 @@ export function loadConfig(given: Record<string, string | undefined> = process.e
       maxValueChars: int(env, "METADATA_MAX_VALUE_CHARS", 512, { min: 1, max: 65_536 }),
     },
   };
+}
+
+const KEY = /^0x[0-9a-fA-F]{64}$/;
+
+/** ADAPTER_SIGNER_KEYS (comma-separated) when set, else the one ADAPTER_PRIVATE_KEY (or the dev key). */
+function parseSignerKeys(env: Record<string, string | undefined>): Hex[] {
+  const list = optionalStr(env, "ADAPTER_SIGNER_KEYS");
+  if (list === undefined) {
+    const key = str(env, "ADAPTER_PRIVATE_KEY", DEV_ADAPTER_KEY);
+    if (!KEY.test(key)) throw new ConfigError("ADAPTER_PRIVATE_KEY must be 32 bytes of 0x-hex");
+    return [key as Hex];
+  }
+  if (optionalStr(env, "ADAPTER_PRIVATE_KEY") !== undefined) throw new ConfigError("set ADAPTER_SIGNER_KEYS or ADAPTER_PRIVATE_KEY, not both");
+  const keys = list.split(",").map((k) => k.trim());
+  keys.forEach((k, i) => {
+    if (!KEY.test(k)) throw new ConfigError(`ADAPTER_SIGNER_KEYS entry ${i + 1} must be 32 bytes of 0x-hex`);
+  });
+  if (keys.length > 16) throw new ConfigError("ADAPTER_SIGNER_KEYS takes at most 16 keys");
+  if (new Set(keys.map((k) => k.toLowerCase())).size !== keys.length) throw new ConfigError("ADAPTER_SIGNER_KEYS lists a key twice");
+  return keys as Hex[];
+}
+
+function gasEstimateMode(env: Record<string, string | undefined>): "bound" | "always" {
+  const mode = str(env, "MINT_GAS_ESTIMATE", "bound");
+  if (mode !== "bound" && mode !== "always") throw new ConfigError('MINT_GAS_ESTIMATE must be "bound" or "always"');
+  return mode;
 }

@@ -204,6 +204,20 @@ describe("config", () => {
     expect(c).toMatchObject({ host: "127.0.0.1", port: 50051, usingDevKey: true, confirmations: 1 });
   });
 
+  it("takes one signer lane per key of ADAPTER_SIGNER_KEYS, the single key by default", () => {
+    const a = "0x" + "11".repeat(32);
+    const b = "0x" + "22".repeat(32);
+    expect(loadConfig({}).signerKeys).toHaveLength(1);
+    expect(loadConfig({ ADAPTER_PRIVATE_KEY: a }).signerKeys).toEqual([a]);
+    const lanes = loadConfig({ ADAPTER_SIGNER_KEYS: ` ${a}, ${b} ` });
+    expect(lanes).toMatchObject({ signerKeys: [a, b], signerKey: a, usingDevKey: false });
+    expect(() => loadConfig({ ADAPTER_SIGNER_KEYS: `${a},${a.toUpperCase().replace("0X", "0x")}` })).toThrow(/twice/);
+    expect(() => loadConfig({ ADAPTER_SIGNER_KEYS: `${a},0x12` })).toThrow(/ADAPTER_SIGNER_KEYS entry 2/);
+    expect(() => loadConfig({ ADAPTER_SIGNER_KEYS: a, ADAPTER_PRIVATE_KEY: b })).toThrow(/not both/);
+    expect(loadConfig({}).gasEstimate).toBe("bound");
+    expect(() => loadConfig({ MINT_GAS_ESTIMATE: "sometimes" })).toThrow(/MINT_GAS_ESTIMATE/);
+  });
+
   it("refuses to listen beyond loopback without an explicit token", () => {
     expect(() => loadConfig({ ADAPTER_HOST: "0.0.0.0" })).toThrow(ConfigError);
     expect(loadConfig({ ADAPTER_HOST: "0.0.0.0", ADAPTER_AUTH_TOKEN: "s3cret" }).authToken).toBe("s3cret");

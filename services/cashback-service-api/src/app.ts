@@ -41,7 +41,8 @@ export async function startApi(config: ApiConfig, logger: Logger, opts: { deploy
   await ensureDatabase(config.databaseUrl);
   const { applied } = await migrate({ connectionString: config.databaseUrl, migrationsDir, logger });
   logger.info({ database: redactUrl(config.databaseUrl), applied }, "database ready");
-  if (config.usingDevAdminKey) logger.warn("API_ADMIN_KEY is unset: using the development admin key (loopback only)");
+  // Not a warning: config refuses the development key off loopback, so here it is always safe.
+  if (config.usingDevAdminKey) logger.info("using the development admin key (loopback only; set API_ADMIN_KEY for anything shared)");
 
   const metrics = createMetrics();
   const db = createDb(config.databaseUrl);

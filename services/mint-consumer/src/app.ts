@@ -137,7 +137,9 @@ export async function startConsumer(config: ConsumerConfig, logger: Logger, opts
       started = false;
       await http.close();
       await intake.stop();
-      await dispatcher.stop();
+      // Half the process's shutdown budget (onShutdown: 10 s) for calls under way, then they are
+      // aborted and handed back; the rest of the stop must still fit in it.
+      await dispatcher.stop(5_000);
       await outbox.stop();
       await nc.drain().catch(() => {});
       await pool.end().catch(() => {});

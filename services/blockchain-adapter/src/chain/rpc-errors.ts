@@ -26,6 +26,28 @@ export function isNonceError(err: unknown): boolean {
   return /nonce too (low|high)|nonce has already been used|invalid nonce|Nonce too (low|high)/i.test(text);
 }
 
+/** The node already holds these exact signed bytes (a re-send of what it has is no failure). */
+export function isAlreadyKnown(err: unknown): boolean {
+  const text = err instanceof Error ? `${err.message} ${(err as BaseError).details ?? ""} ${(err as BaseError).shortMessage ?? ""}` : String(err);
+  return /already known|known transaction|already imported/i.test(text);
+}
+
+/** viem's "no receipt (yet)" for eth_getTransactionReceipt. */
+export function isReceiptNotFound(err: unknown): boolean {
+  return (err as Error | undefined)?.name === "TransactionReceiptNotFoundError";
+}
+
+/** viem's "the node does not know this transaction" for eth_getTransactionByHash. */
+export function isTransactionNotFound(err: unknown): boolean {
+  return (err as Error | undefined)?.name === "TransactionNotFoundError";
+}
+
+/** The signer can not pay for the gas (a node's "insufficient funds for gas * price + value"). */
+export function isInsufficientFunds(err: unknown): boolean {
+  const text = err instanceof Error ? `${err.message} ${(err as BaseError).details ?? ""}` : String(err);
+  return /insufficient funds|sender doesn't have enough funds|InsufficientFundsError/i.test(text) || (err instanceof BaseError && err.walk((e) => (e as Error).name === "InsufficientFundsError") !== null);
+}
+
 /** The contract refused a call (a revert in simulation): final for that input, not an outage. */
 export class ContractRejectedError extends Error {
   override name = "ContractRejectedError";

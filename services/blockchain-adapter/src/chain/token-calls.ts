@@ -1,4 +1,4 @@
-import { decodeEventLog, encodeFunctionData, isAddressEqual, type Address, type Hex, type Log } from "viem";
+import { decodeEventLog, encodeFunctionData, getAbiItem, isAddressEqual, toEventSelector, type Address, type Hex, type Log } from "viem";
 import { cashbackTokenAbi } from "@cashback/token";
 
 export interface MintCall {
@@ -53,19 +53,22 @@ export function clawbackOutcomes(token: Address, logs: readonly Log[]): Set<Hex>
   return clawedBack;
 }
 
-/** Which mint ids a receipt minted and which the contract skipped as already used. */
+const MINTED_TOPIC = toEventSelector(getAbiItem({ abi: cashbackTokenAbi, name: "CashbackMinted" }));
+const SKIPPED_TOPIC = toEventSelector(getAbiItem({ abi: cashbackTokenAbi, name: "MintSkipped" }));
+
+/**
+ * Which mint ids a receipt minted and which the contract skipped as already used. Read from the
+ * topics alone (the event's first topic, then the indexed mint id): a mintBatch(200) receipt holds
+ * 400 logs, and decoding each against the ABI cost more than the rest of recording it.
+ */
 export function mintOutcomes(token: Address, logs: readonly Log[]): { minted: Set<Hex>; skipped: Set<Hex> } {
   const minted = new Set<Hex>();
   const skipped = new Set<Hex>();
   for (const log of logs) {
-    if (!isAddressEqual(log.address, token)) continue;
-    try {
-      const event = decodeEventLog({ abi: cashbackTokenAbi, data: log.data, topics: log.topics });
-      if (event.eventName === "CashbackMinted") minted.add(event.args.mintId);
-      if (event.eventName === "MintSkipped") skipped.add(event.args.mintId);
-    } catch {
-      // Transfer and other events: not ours to read here.
-    }
+    const [topic, mintId] = log.topics;
+    if (mintId === undefined || !isAddressEqual(log.address, token)) continue;
+    if (topic === MINTED_TOPIC) minted.add(mintId);
+    else if (topic === SKIPPED_TOPIC) skipped.add(mintId);
   }
   return { minted, skipped };
 }

@@ -3,7 +3,6 @@ import { chainDown } from "../chain/circuit-breaker.ts";
 import { AdapterError } from "../errors.ts";
 import { fromDecimal, RECORD_TX, type Db } from "../db.ts";
 import type { Completions } from "../mints/completions.ts";
-import type { MintDispatcher } from "../mints/dispatcher.ts";
 import { toClawbackResult, type ClawbackResult } from "../mints/views.ts";
 import { DEFAULT_METADATA_LIMITS, type MetadataLimits } from "../validation.ts";
 import { clawbackStore } from "./clawback-store.ts";
@@ -20,7 +19,8 @@ export class ClawbackService {
   private readonly deps: {
     db: Db;
     breaker: CircuitBreakerPolicy;
-    dispatcher: MintDispatcher;
+    /** The signer lanes: woken for new work; outOfFunds when no lane can pay for gas. */
+    dispatcher: { nudge(): void; readonly outOfFunds?: boolean };
     completions: Completions;
     receiptTimeoutMs: number;
     metadataLimits?: MetadataLimits;

@@ -2,16 +2,17 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Hex } from "viem";
 import type { Logger } from "@cashback/runtime";
 import type { ChainClient, SignedTx } from "../chain/chain-client.ts";
-import { ContractRejectedError, isCircuitOpen, isNonceError, isTransportError, shortMessage } from "../chain/rpc-errors.ts";
+import { asContractRejection, ContractRejectedError, isCircuitOpen, isInsufficientFunds, isNonceError, isTransportError, shortMessage } from "../chain/rpc-errors.ts";
 import { clawbackStore } from "../clawbacks/clawback-store.ts";
 import { fromDecimal, isDatabaseUnavailable, type Db, type Tx } from "../db.ts";
 import { backoffMs, FailureStreak } from "../failure-streak.ts";
 import type { Metrics } from "../metrics.ts";
 import type { NonceStore } from "../nonces/nonce-store.ts";
 import type { Completions } from "./completions.ts";
-import type { ReceiptWatcher } from "./receipt-watcher.ts";
+import type { ReceiptWatcher } from "../transactions/receipt-watcher.ts";
 import type { Settlement } from "./settlement.ts";
-import { txRow } from "./tx-row.ts";
+import { splitRefusedBatch } from "../transactions/lifecycle.ts";
+import { txStore, type SendStore } from "../transactions/tx-store.ts";
 
 interface PendingRow {
   idempotency_key: string;
@@ -52,7 +53,18 @@ export class MintDispatcher {
     batchWindowMs: number;
     /** Longest wait between failed rounds (default 5 s); no use waiting longer than the breaker does. */
     maxBackoffMs?: number;
+    /**
+     * Keys to price with eth_estimateGas before sending (shared by every lane and Settlement, which
+     * adds the mints of a bounded transaction that reverted). Others go with a gas bound.
+     */
+    needsEstimate?: Set<string>;
+    /** Estimate every batch (the behaviour before gas bounds); default false. */
+    alwaysEstimate?: boolean;
+    /** The hot path on `pg`; without it every round goes through Prisma. */
+    sendStore?: SendStore;
   };
+  /** Set while the signer can not pay for gas; cleared by the next successful send. */
+  outOfFunds = false;
   private running = false;
   private loop?: Promise<void>;
   private wake?: () => void;
@@ -145,7 +157,11 @@ export class MintDispatcher {
 
   private onRoundError(err: unknown): void {
     const { streak } = this;
-    if (isNonceError(err)) {
+    if (isInsufficientFunds(err)) {
+      this.outOfFunds = true;
+      this.deps.metrics.transactions.inc({ event: "out_of_funds" });
+      streak.failed("funds", { reason: "SIGNER_OUT_OF_FUNDS", signer: this.deps.chain.signerAddress, err: shortMessage(err) }, "SIGNER_OUT_OF_FUNDS: the signer can not pay for gas; its lane waits until it is funded", "error");
+    } else if (isNonceError(err)) {
       this.resyncNonce = true;
       streak.failed("nonce", { err: shortMessage(err) }, "node rejected the nonce; resyncing");
     } else if (err instanceof TokenPausedError) {
@@ -184,60 +200,123 @@ export class MintDispatcher {
     return (await this.mintRound()) + (await this.clawbackRound());
   }
 
-  private async mintRound(): Promise<number> {
-    const { db, chain, logger } = this.deps;
+  private mintRound(): Promise<number> {
+    const { sendStore, alwaysEstimate, needsEstimate } = this.deps;
+    if (sendStore && !alwaysEstimate && (needsEstimate?.size ?? 0) === 0) return this.boundedMintRound(sendStore);
+    return this.estimatedMintRound();
+  }
+
+  /**
+   * The usual round: claim, lock the nonce, sign with a gas bound (nothing to ask the node but the
+   * cached fees), record, broadcast, commit; three statements on `pg`. Nothing here can be refused
+   * before the broadcast: a refusal shows as a revert, and Settlement sends those mints back to be
+   * estimated (estimatedMintRound).
+   */
+  private async boundedMintRound(store: SendStore): Promise<number> {
+    const { chain } = this.deps;
+    let sent: { signed: SignedTx; txId: bigint; keys: string[] } | undefined;
+    const phase = phaseTimer(this.deps.metrics);
+    const handled = await store.transaction(async (c) => {
+      phase("begin");
+      const claimed = await store.claimMints(c, { exclude: [...this.awaitingChain], limit: this.deps.batchMax });
+      phase("claim");
+      if (claimed.length === 0) return 0;
+      const nonce = await store.lockNonce(c, chain.chainId, chain.signerAddress);
+      phase("nonce");
+      const prepared = await chain.prepareMints(claimed.map((m) => ({ to: m.to, amountWei: m.amountWei, mintId: m.mintId })), nonce, { estimate: false });
+      phase("prepare");
+      const signed = await chain.sign(prepared);
+      phase("sign");
+      const keys = claimed.map((m) => m.idempotencyKey);
+      const txId = await store.recordSent(c, { chainId: chain.chainId, from: chain.signerAddress, to: signed.to ?? chain.token, signed, keys });
+      phase("record");
+      // From here a failure may leave the transaction on chain without our record of it.
+      this.inDoubt = true;
+      await broadcastMined(chain, signed);
+      phase("broadcast");
+      sent = { signed, txId, keys };
+      return claimed.length;
+    });
+    this.inDoubt = false;
+    if (sent) {
+      phase("commit");
+      this.announce(sent);
+    }
+    return handled;
+  }
+
+  private announce(sent: { signed: SignedTx; txId: bigint; keys: string[] }): void {
+    this.outOfFunds = false;
+    this.deps.metrics.transactions.inc({ event: "sent" });
+    this.deps.metrics.batchSize.observe(sent.keys.length);
+    this.deps.logger.debug({ tx: sent.signed.hash, nonce: sent.signed.nonce.toString(), mints: sent.keys.length }, "mint transaction sent");
+    this.deps.receipts.watch(sent.txId, sent.signed.hash);
+  }
+
+  /** A round that prices its batch with eth_estimateGas, halving it while the contract refuses an entry. */
+  private async estimatedMintRound(): Promise<number> {
+    const { db, chain } = this.deps;
     let sent: { signed: SignedTx; txId: bigint; keys: string[] } | undefined;
     let finished: string[] = [];
+    const phase = phaseTimer(this.deps.metrics);
     const handled = await db.$transaction(
       async (tx) => {
+        phase("begin");
         const claimed = await tx.$queryRaw<PendingRow[]>`
           SELECT idempotency_key, mint_id, to_address, amount_wei FROM mints
           WHERE status = 'PENDING' AND NOT (idempotency_key = ANY(${[...this.awaitingChain]}))
           ORDER BY created_at LIMIT ${this.deps.batchMax} FOR UPDATE SKIP LOCKED`;
+        phase("claim");
         if (claimed.length === 0) return 0;
 
         const nonce = await this.deps.nonces.lock(tx);
+        phase("nonce");
         // A pause holds every mint back, and a refusal that concerns every mint (role revoked)
         // fails them all. Any other halves the batch until the contract accepts it: the entry it
         // refuses ends up alone and fails alone, and the rest stay queued for the next rounds.
         let rows = claimed;
+        const needsEstimate = this.deps.needsEstimate;
+        // Bounded gas unless some mint came back from a bounded transaction that reverted: then the
+        // estimate names the refusal before anything else is signed.
+        const estimate = this.deps.alwaysEstimate === true || (needsEstimate !== undefined && rows.some((r) => needsEstimate.has(r.idempotency_key)));
         let prepared;
         for (;;) {
           try {
-            prepared = await chain.prepareMints(rows.map(toCall), nonce);
+            prepared = await chain.prepareMints(rows.map(toCall), nonce, { estimate });
             break;
           } catch (err) {
             if (!(err instanceof ContractRejectedError)) throw err;
-            if (err.reason === "EnforcedPause") throw new TokenPausedError(); // a halt, not a verdict
-            if (rows.length > 1 && !GLOBAL_REJECTIONS.has(err.reason)) {
-              rows = rows.slice(0, Math.ceil(rows.length / 2));
+            const next = splitRefusedBatch(rows.length, err.reason);
+            if (next.step === "halt") throw new TokenPausedError(); // a halt, not a verdict
+            if (next.step === "halve") {
+              rows = rows.slice(0, next.keep);
               continue;
             }
-            finished = await this.reject(tx, new Map(rows.map((r) => [r.idempotency_key, err.reason])));
+            finished = await this.reject(tx, rows, err.reason);
             return claimed.length;
           }
         }
+        phase("prepare");
         const signed = await chain.sign(prepared);
-        const row = await tx.blockchainTransaction.create({ data: txRow(chain, signed) });
+        phase("sign");
         const keys = rows.map((r) => r.idempotency_key);
-        await tx.mint.updateMany({ where: { idempotencyKey: { in: keys } }, data: { status: "SUBMITTED", transactionId: row.id } });
+        const txId = await txStore.recordSigned(tx, chain, signed, keys);
         await this.deps.nonces.advance(tx, signed.nonce);
+        phase("record");
         // From here a failure may leave the transaction on chain without our record of it.
         this.inDoubt = true;
-        await chain.broadcast(signed.raw);
-        sent = { signed, txId: row.id, keys };
+        await broadcastMined(chain, signed);
+        phase("broadcast");
+        if (estimate) for (const key of keys) needsEstimate?.delete(key);
+        sent = { signed, txId, keys };
         return claimed.length;
       },
       { timeout: 60_000, maxWait: 10_000 },
     );
     this.inDoubt = false;
+    if (handled > 0) phase("commit");
     this.deps.completions.notify(finished);
-    if (sent) {
-      this.deps.metrics.transactions.inc({ event: "sent" });
-      this.deps.metrics.batchSize.observe(sent.keys.length);
-      logger.debug({ tx: sent.signed.hash, nonce: sent.signed.nonce.toString(), mints: sent.keys.length }, "mint transaction sent");
-      this.deps.receipts.watch(sent.txId, sent.signed.hash);
-    }
+    if (sent) this.announce(sent);
     return handled;
   }
 
@@ -304,13 +383,13 @@ export class MintDispatcher {
           return 1;
         }
         const signed = await chain.sign(prepared);
-        const created = await tx.blockchainTransaction.create({ data: txRow(chain, signed) });
-        await clawbackStore.submitted(tx, row.idempotency_key, created.id);
+        const txId = await txStore.recordSigned(tx, chain, signed);
+        await clawbackStore.submitted(tx, row.idempotency_key, txId);
         await this.deps.nonces.advance(tx, signed.nonce);
         // From here a failure may leave the transaction on chain without our record of it.
         this.inDoubt = true;
         await chain.broadcast(signed.raw);
-        sent = { signed, txId: created.id, key: row.idempotency_key };
+        sent = { signed, txId, key: row.idempotency_key };
         return 1;
       },
       { timeout: 60_000, maxWait: 10_000 },
@@ -385,37 +464,64 @@ export class MintDispatcher {
   }
 
   /**
-   * Records refusals. `MintIdAlreadyUsed` is never final: the id was minted by some transaction
-   * (perhaps one still in the mempool), so the mint is settled from its event now or later.
-   * Returns the keys that reached a final state.
+   * Records a refusal of `rows` (one entry, or every entry for a global refusal such as a revoked
+   * minter role). `MintIdAlreadyUsed` is never final: the id was minted by some transaction
+   * (perhaps one still in the mempool), so the mint is settled from its event now or later. For
+   * any other refusal the chain is asked first which ids are used (pending state included): those
+   * were minted by an earlier transaction of ours and are settled, not failed. Returns the keys
+   * that reached a final state.
    */
-  private async reject(tx: Tx, verdicts: Map<string, string>): Promise<string[]> {
-    const used = [...verdicts].filter(([, reason]) => reason === "MintIdAlreadyUsed").map(([key]) => key);
-    const failed = [...verdicts].filter(([, reason]) => reason !== "MintIdAlreadyUsed");
+  private async reject(tx: Tx, rows: readonly PendingRow[], reason: string): Promise<string[]> {
+    const { chain, settlement } = this.deps;
     const finished: string[] = [];
-    if (used.length) {
-      const rows = await tx.mint.findMany({ where: { idempotencyKey: { in: used } }, select: { idempotencyKey: true, mintId: true } });
-      const settled = await this.deps.settlement.settleMinted(tx, rows).catch(() => [] as string[]); // held back, looked up later
+    let onChain: readonly PendingRow[] = rows;
+    if (reason !== "MintIdAlreadyUsed") {
+      const used = await chain.mintIdsUsed(rows.map((r) => r.mint_id as Hex), "pending");
+      onChain = rows.filter((_, i) => used[i]);
+    }
+    if (onChain.length) {
+      const settled = await settlement.settleMinted(tx, onChain.map(toMintRef)).catch(() => [] as string[]); // held back, looked up later
       finished.push(...settled);
-      for (const key of used) if (!settled.includes(key)) this.awaitingChain.add(key);
+      for (const r of onChain) if (!settled.includes(r.idempotency_key)) this.awaitingChain.add(r.idempotency_key);
     }
-    for (const [key, reason] of failed) {
-      await tx.mint.update({
-        where: { idempotencyKey: key },
-        data: { status: "FAILED", errorReason: "REVERTED", errorMessage: `the token contract rejected the mint: ${reason}` },
-      });
-      finished.push(key);
-    }
+    const failed = rows.filter((r) => !onChain.includes(r)).map((r) => r.idempotency_key);
+    await txStore.mintsFailed(tx, failed, `the token contract rejected the mint: ${reason}`);
+    finished.push(...failed);
     if (failed.length) {
       this.deps.metrics.mints.inc({ status: "failed" }, failed.length);
-      this.deps.logger.warn({ rejected: Object.fromEntries(failed) }, "mints rejected by the contract");
+      this.deps.logger.warn({ rejected: failed, reason }, "mints rejected by the contract");
     }
     return finished;
   }
 }
 
-/** Refusals that do not depend on the entry: splitting the batch would not help. */
-const GLOBAL_REJECTIONS = new Set(["AccessControlUnauthorizedAccount"]);
+/**
+ * Times a round's phases (each call: the time since the previous one). Observed at "commit" only,
+ * so empty and failed rounds do not blur the figures.
+ */
+function phaseTimer(metrics: Metrics): (phase: string) => void {
+  let last = performance.now();
+  const seen: [string, number][] = [];
+  return (phase) => {
+    const now = performance.now();
+    seen.push([phase, (now - last) / 1000]);
+    last = now;
+    if (phase === "commit") for (const [p, s] of seen) metrics.roundPhaseSeconds.observe({ phase: p }, s);
+  };
+}
+
+/**
+ * Broadcasts. A node that mines on arrival (Hardhat's automine) may answer a transaction that
+ * reverted with the revert itself: it was mined all the same (its nonce is used), so it counts as
+ * sent, and its receipt settles its mints like any other revert.
+ */
+async function broadcastMined(chain: ChainClient, signed: SignedTx): Promise<void> {
+  try {
+    await chain.broadcast(signed.raw);
+  } catch (err) {
+    if (!asContractRejection(err) || isNonceError(err) || !(await chain.receipt(signed.hash).catch(() => undefined))) throw err;
+  }
+}
 
 /** The token is paused: mints stay queued and go out, with backoff, once it is unpaused. */
 class TokenPausedError extends Error {

@@ -4,7 +4,6 @@ import { AdapterError, invalidArgument } from "../errors.ts";
 import { fromDecimal, RECORD_TX, toDecimal, type Db } from "../db.ts";
 import { DEFAULT_METADATA_LIMITS, type MetadataLimits } from "../validation.ts";
 import type { Completions } from "./completions.ts";
-import type { MintDispatcher } from "./dispatcher.ts";
 import { parseMintRequest, sameMint, type MintRequest } from "./mint-request.ts";
 import { toMintResult, type MintResult } from "./views.ts";
 import { requestTraceparent } from "../rpc/tracing.ts";
@@ -20,7 +19,8 @@ export class MintService {
   private readonly deps: {
     db: Db;
     breaker: CircuitBreakerPolicy;
-    dispatcher: MintDispatcher;
+    /** The signer lanes: woken for new work; outOfFunds when no lane can pay for gas. */
+    dispatcher: { nudge(): void; readonly outOfFunds?: boolean };
     completions: Completions;
     receiptTimeoutMs: number;
     metadataLimits?: MetadataLimits;
@@ -56,10 +56,13 @@ export class MintService {
    * we already hold are answered from the database (their stored state), chain or no chain.
    */
   private async failFastWhenChainDown(keys: string[]): Promise<void> {
-    if (!chainDown(this.deps.breaker)) return;
+    const down = chainDown(this.deps.breaker);
+    const broke = this.deps.dispatcher.outOfFunds === true;
+    if (!down && !broke) return;
     const known = await this.deps.db.mint.count({ where: { idempotencyKey: { in: keys } } });
     if (known < keys.length) {
-      throw new AdapterError("unavailable", "CIRCUIT_OPEN", "the chain is unreachable (circuit breaker open); try again later");
+      if (down) throw new AdapterError("unavailable", "CIRCUIT_OPEN", "the chain is unreachable (circuit breaker open); try again later");
+      throw new AdapterError("unavailable", "SIGNER_OUT_OF_FUNDS", "the adapter's signer can not pay for gas (it needs funding); try again later");
     }
   }
 

@@ -7,6 +7,8 @@ import { clawbackStore } from "../clawbacks/clawback-store.ts";
 import { fromDecimal, toDecimal, type Db, type Tx } from "../db.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Completions } from "./completions.ts";
+import { isSettled } from "../transactions/lifecycle.ts";
+import { txStore } from "../transactions/tx-store.ts";
 
 /**
  * Moves mints, clawbacks and their transactions to a final state from what the chain says: a
@@ -20,9 +22,12 @@ export class Settlement {
   private readonly logger: Logger;
   private readonly metrics: Metrics;
   private readonly confirmations: number;
+  /** Shared with the dispatchers: mints to estimate before they are sent again. */
+  private readonly needsEstimate: Set<string>;
 
-  constructor(deps: { db: Db; chain: ChainClient; completions: Completions; logger: Logger; metrics: Metrics; confirmations: number }) {
+  constructor(deps: { db: Db; chain: ChainClient; completions: Completions; logger: Logger; metrics: Metrics; confirmations: number; needsEstimate?: Set<string> }) {
     this.confirmations = deps.confirmations;
+    this.needsEstimate = deps.needsEstimate ?? new Set();
     this.db = deps.db;
     this.chain = deps.chain;
     this.completions = deps.completions;
@@ -37,23 +42,13 @@ export class Settlement {
     let recorded = false;
     await this.db.$transaction(
       async (tx) => {
-        const [row] = await tx.$queryRaw<{ status: string; nonce: bigint; from_address: string }[]>`
-          SELECT status::text, nonce, from_address FROM blockchain_transactions WHERE id = ${txId} FOR UPDATE`;
+        const [row] = await tx.$queryRaw<{ status: string; nonce: bigint; from_address: string; gas_bounded: boolean }[]>`
+          SELECT status::text, nonce, from_address, gas_bounded FROM blockchain_transactions WHERE id = ${txId} FOR UPDATE`;
         if (!row || row.status === "CONFIRMED" || row.status === "FAILED") return;
         recorded = true;
 
         const ok = receipt.status === "success";
-        await tx.blockchainTransaction.update({
-          where: { id: txId },
-          data: {
-            status: ok ? "CONFIRMED" : "FAILED",
-            blockNumber: receipt.blockNumber,
-            blockHash: receipt.blockHash,
-            gasUsed: toDecimal(receipt.gasUsed),
-            minedAt: new Date(),
-            errorMessage: ok ? null : "reverted on chain",
-          },
-        });
+        await txStore.mined(tx, txId, receipt);
         // Other transactions with this nonce (replacements, or the original a replacement
         // superseded) can never be mined now; their mints belong to this one.
         const siblings = await tx.blockchainTransaction.findMany({
@@ -61,17 +56,14 @@ export class Settlement {
           select: { id: true },
         });
         const txIds = [txId, ...siblings.map((s) => s.id)];
-        if (siblings.length) {
-          await tx.blockchainTransaction.updateMany({ where: { id: { in: siblings.map((s) => s.id) } }, data: { status: "DROPPED" } });
-        }
+        await txStore.siblingsDropped(tx, siblings.map((s) => s.id));
         const clawbacks = await this.settleClawbacksOf(tx, txIds, txId, receipt);
         finished.push(...clawbacks.finished);
         requeued.push(...clawbacks.requeued);
         const mints = await tx.mint.findMany({ where: { transactionId: { in: txIds }, status: { in: ["PENDING", "SUBMITTED"] } } });
         const requeue = async (rows: typeof mints) => {
-          if (rows.length === 0) return;
           const keys = rows.map((m) => m.idempotencyKey);
-          await tx.mint.updateMany({ where: { idempotencyKey: { in: keys } }, data: { status: "PENDING", transactionId: null } });
+          await txStore.mintsRequeued(tx, keys);
           requeued.push(...keys);
         };
 
@@ -84,21 +76,24 @@ export class Settlement {
             await requeue(mints);
             return;
           }
+          if (row.gas_bounded) {
+            // Sent with a gas bound, not an estimate: the revert may be our bound or a refusal the
+            // estimate would have named. Back to the queue, to be estimated before the next send.
+            const rest = mints.filter((m) => !minted.includes(m.idempotencyKey));
+            for (const m of rest) this.needsEstimate.add(m.idempotencyKey);
+            await requeue(rest);
+            finished.push(...minted);
+            return;
+          }
           const failed = mints.filter((m) => !minted.includes(m.idempotencyKey)).map((m) => m.idempotencyKey);
-          await tx.mint.updateMany({
-            where: { idempotencyKey: { in: failed } },
-            data: { status: "FAILED", errorReason: "REVERTED", errorMessage: `transaction ${receipt.transactionHash} reverted`, transactionId: txId },
-          });
+          await txStore.mintsFailed(tx, failed, `transaction ${receipt.transactionHash} reverted`, txId);
           finished.push(...minted, ...failed);
           this.metrics.mints.inc({ status: "failed" }, failed.length);
           return;
         }
         const { minted, skipped } = mintOutcomes(this.chain.token, receipt.logs);
         const here = mints.filter((m) => minted.has(m.mintId as Hex));
-        await tx.mint.updateMany({
-          where: { idempotencyKey: { in: here.map((m) => m.idempotencyKey) } },
-          data: { status: "CONFIRMED", transactionId: txId, errorReason: null, errorMessage: null },
-        });
+        await txStore.mintsConfirmed(tx, here.map((m) => m.idempotencyKey), txId);
         finished.push(...here.map((m) => m.idempotencyKey));
         this.metrics.mints.inc({ status: "confirmed" }, here.length);
         // Skipped: minted before, by a transaction we may never have recorded. Find it.
@@ -199,7 +194,7 @@ export class Settlement {
     const settled: string[] = [];
     for (const clawback of clawbacks) {
       const hit = found.get(clawback.refId as Hex);
-      if (!hit || latest - hit.blockNumber + 1n < BigInt(this.confirmations)) continue;
+      if (!hit || !isSettled(latest, hit.blockNumber, this.confirmations)) continue;
       const txId = await this.ensureMinedTxRow(tx, hit.txHash);
       await clawbackStore.confirmed(tx, [clawback.idempotencyKey], txId);
       settled.push(clawback.idempotencyKey);
@@ -234,12 +229,9 @@ export class Settlement {
     const settled: string[] = [];
     for (const mint of mints) {
       const hit = found.get(mint.mintId as Hex);
-      if (!hit || latest - hit.blockNumber + 1n < BigInt(this.confirmations)) continue;
+      if (!hit || !isSettled(latest, hit.blockNumber, this.confirmations)) continue;
       const txId = await this.ensureMinedTxRow(tx, hit.txHash);
-      await tx.mint.update({
-        where: { idempotencyKey: mint.idempotencyKey },
-        data: { status: "CONFIRMED", transactionId: txId, errorReason: null, errorMessage: null },
-      });
+      await txStore.mintsConfirmed(tx, [mint.idempotencyKey], txId);
       settled.push(mint.idempotencyKey);
       this.logger.info({ key: mint.idempotencyKey, tx: hit.txHash }, "mint found on chain; recorded without sending");
     }
@@ -251,33 +243,17 @@ export class Settlement {
   private async ensureMinedTxRow(tx: Tx, hash: Hash): Promise<bigint> {
     const receipt = await this.chain.receipt(hash);
     if (!receipt) throw new Error(`no receipt for ${hash}, though its event was found`);
-    const existing = await tx.blockchainTransaction.findUnique({ where: { txHash: hash } });
-    const mined = {
-      status: "CONFIRMED" as const,
-      blockNumber: receipt.blockNumber,
-      blockHash: receipt.blockHash,
-      gasUsed: toDecimal(receipt.gasUsed),
-      minedAt: new Date(),
-    };
-    if (existing) {
-      if (existing.status !== "CONFIRMED") await tx.blockchainTransaction.update({ where: { id: existing.id }, data: mined });
-      return existing.id;
-    }
+    const existing = await tx.blockchainTransaction.findUnique({ where: { txHash: hash }, select: { id: true, status: true } });
+    if (existing) return txStore.minedFound(tx, existing, undefined, receipt);
     const onChain = await this.chain.client.getTransaction({ hash });
-    const created = await tx.blockchainTransaction.create({
-      data: {
-        chainId: this.chain.chainId,
-        txHash: hash,
-        fromAddress: getAddress(onChain.from),
-        toAddress: onChain.to ?? this.chain.token,
-        nonce: BigInt(onChain.nonce),
-        kind: "recovered",
-        rawTx: null,
-        maxFeePerGas: toDecimal(onChain.maxFeePerGas ?? onChain.gasPrice ?? 0n),
-        maxPriorityFeePerGas: toDecimal(onChain.maxPriorityFeePerGas ?? 0n),
-        ...mined,
-      },
-    });
-    return created.id;
+    return txStore.minedFound(tx, null, {
+      chainId: this.chain.chainId,
+      txHash: hash,
+      fromAddress: getAddress(onChain.from),
+      toAddress: onChain.to ?? this.chain.token,
+      nonce: BigInt(onChain.nonce),
+      maxFeePerGas: onChain.maxFeePerGas ?? onChain.gasPrice ?? 0n,
+      maxPriorityFeePerGas: onChain.maxPriorityFeePerGas ?? 0n,
+    }, receipt);
   }
 }

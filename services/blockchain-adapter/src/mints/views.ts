@@ -1,3 +1,4 @@
+import { confirmationsAt } from "../transactions/lifecycle.ts";
 import type { BlockchainTransaction, Clawback, Mint } from "../generated/prisma/client.ts";
 
 /** What callers see of a mint; `status` follows the proto's three states. */
@@ -75,12 +76,11 @@ export function toTransactionView(tx: BlockchainTransaction | undefined, mints: 
     };
   }
   const status = tx.status === "CONFIRMED" ? "CONFIRMED" : tx.status === "FAILED" ? "FAILED" : "SUBMITTED";
-  const mined = tx.blockNumber !== null && latestBlock >= tx.blockNumber;
   return {
     status,
     txHash: tx.txHash,
     blockNumber: tx.blockNumber ?? 0n,
-    confirmations: mined ? latestBlock - tx.blockNumber! + 1n : 0n,
+    confirmations: confirmationsAt(latestBlock, tx.blockNumber),
     gasUsed: tx.gasUsed?.toFixed(0) ?? "",
     idempotencyKeys: mints.map((m) => m.idempotencyKey),
     error:

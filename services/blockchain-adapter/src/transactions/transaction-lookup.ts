@@ -39,6 +39,16 @@ export class TransactionLookup {
         include,
       });
       if (successor) tx = successor;
+      else {
+        // Fully dropped: its nonce went to a transaction that is not ours on file, and what it
+        // carried went back to the queue (to another transaction, found by key). Not SUBMITTED
+        // forever: this hash will never be mined.
+        throw new AdapterError(
+          "not_found",
+          "TRANSACTION_DROPPED",
+          `transaction ${tx.txHash} was dropped (its nonce was used by another transaction); what it carried was re-queued: ask by idempotency key`,
+        );
+      }
     }
     // The answer is in the database; the chain only adds how deep the block is now. A confirmed
     // transaction had at least CHAIN_CONFIRMATIONS when it was recorded, whatever the node says.

@@ -3,7 +3,7 @@ import { createClient, type Client, type Interceptor } from "@connectrpc/connect
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { BlockchainService } from "@cashback/proto/blockchain/v1";
 import { createTestDatabase } from "@cashback/db/testing";
-import { createLogger } from "@cashback/runtime";
+import { createLogger, type Logger } from "@cashback/runtime";
 import { startAdapter, type Adapter } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { startTestChain, type TestChain } from "@cashback/testing";
@@ -23,6 +23,7 @@ export async function startTestAdapter(
   chain: TestChain,
   env: Record<string, string> = {},
   databaseUrl?: string,
+  opts: { logger?: Logger } = {},
 ): Promise<RunningAdapter & { dropDatabase(): Promise<void> }> {
   const db = databaseUrl ? undefined : await createTestDatabase("adapter");
   const url = databaseUrl ?? db!.url;
@@ -35,7 +36,7 @@ export async function startTestAdapter(
     RPC_TIMEOUT_MS: "2000",
     ...env,
   });
-  const logger = createLogger("blockchain-adapter", process.env.TEST_LOG_LEVEL ?? "silent");
+  const logger = opts.logger ?? createLogger("blockchain-adapter", process.env.TEST_LOG_LEVEL ?? "silent");
   const adapter = await startAdapter(config, logger, { deploymentsDir: chain.deploymentsDir });
   const baseUrl = `http://127.0.0.1:${adapter.port}`;
   const client = createClient(BlockchainService, createGrpcTransport({ baseUrl, interceptors: [bearer(TEST_TOKEN)] }));

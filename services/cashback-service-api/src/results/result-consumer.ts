@@ -11,6 +11,14 @@ import { context, contextFrom } from "@cashback/telemetry";
 export const RESULTS_DURABLE = "cashback-service-api";
 /** A message failing this many times for a reason other than a bad message is parked too. */
 const MAX_DELIVERIES = 30;
+/**
+ * Result events applied at once. One at a time, each waits for its own commit (WAL flush), which
+ * capped the whole pipeline at the rate of serial commits (bench:pipeline: the result stage was
+ * most of purchase-to-minted). Events are independent: each locks only its own entry, and the
+ * ledger transition is order-insensitive (a success after a failure wins, a failure after a
+ * success is ignored). Kept below the Prisma pool (5) so REST reads still get a connection.
+ */
+const DEFAULT_CONCURRENCY = 4;
 
 /**
  * The durable pull consumer of CASHBACK_RESULTS (explicit ack). Each message is applied by
@@ -24,7 +32,7 @@ export class ResultConsumer {
   private loop?: Promise<void>;
   private messages?: ConsumerMessages;
 
-  constructor(private readonly deps: { nats: NatsConnection; handler: ResultHandler; logger: Logger; metrics: Metrics }) {}
+  constructor(private readonly deps: { nats: NatsConnection; handler: ResultHandler; logger: Logger; metrics: Metrics; concurrency?: number }) {}
 
   start(): void {
     if (this.running) return;
@@ -57,9 +65,17 @@ export class ResultConsumer {
         this.messages = await consumer.consume({ max_messages: 100 });
         if (!this.running) await this.messages.close();
         failures = 0;
-        for await (const m of this.messages) {
-          await this.process(m);
-          if (!this.running) break;
+        const limit = this.deps.concurrency ?? DEFAULT_CONCURRENCY;
+        const inFlight = new Set<Promise<void>>();
+        try {
+          for await (const m of this.messages) {
+            const p: Promise<void> = this.process(m).finally(() => inFlight.delete(p));
+            inFlight.add(p);
+            if (inFlight.size >= limit) await Promise.race(inFlight);
+            if (!this.running) break;
+          }
+        } finally {
+          await Promise.allSettled(inFlight); // each is acked or naked before we re-attach or stop
         }
       } catch (err) {
         if (!this.running) break;

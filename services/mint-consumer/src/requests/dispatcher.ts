@@ -180,7 +180,12 @@ export class Dispatcher {
       this.deps.logger.error({ err }, "adapter call failed unexpectedly");
       return;
     }
-    if (signal.aborted) return; // shutting down: the answers are cut short, the leases expire
+    if (signal.aborted) {
+      // Shutting down: the answers are cut short. Hand the requests back at once (another
+      // instance takes them now); if that fails too, their leases expire.
+      await this.deps.store.handBack(job.kind, job.items).catch((err: unknown) => this.deps.logger.warn({ err: String(err) }, "could not hand back requests; their lease will expire"));
+      return;
+    }
     const outcomes = job.items.map((item) => ({ id: item.id, event: events.get(item.id)! }));
     // The adapter's answer is worth keeping: retry the write through a database blip.
     for (let failures = 0; ; failures++) {

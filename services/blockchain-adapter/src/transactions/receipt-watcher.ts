@@ -4,7 +4,8 @@ import type { Logger } from "@cashback/runtime";
 import type { ChainClient } from "../chain/chain-client.ts";
 import { shortMessage } from "../chain/rpc-errors.ts";
 import type { Metrics } from "../metrics.ts";
-import type { Settlement } from "./settlement.ts";
+import type { Settlement } from "../mints/settlement.ts";
+import { isSettled } from "./lifecycle.ts";
 
 /**
  * Polls for the receipt of each transaction just sent, quickly at first, until it has the
@@ -39,8 +40,10 @@ export class ReceiptWatcher {
     let delay = 5;
     while (!this.stopped && Date.now() - started < stuckAfterMs) {
       const receipt = await chain.receipt(hash);
-      if (receipt && (confirmations <= 1 || (await chain.blockNumber()) - receipt.blockNumber + 1n >= BigInt(confirmations))) {
+      if (receipt && (confirmations <= 1 || isSettled(await chain.blockNumber(), receipt.blockNumber, confirmations))) {
+        const t0 = performance.now();
         await settlement.recordReceipt(txId, receipt);
+        metrics.roundPhaseSeconds.observe({ phase: "receipt" }, (performance.now() - t0) / 1000);
         metrics.receiptSeconds.observe((Date.now() - started) / 1000);
         return;
       }

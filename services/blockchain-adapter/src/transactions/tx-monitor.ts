@@ -1,21 +1,18 @@
-import { parseTransaction, type Hash, type Hex } from "viem";
+import { parseTransaction, type Hash, type Hex, type TransactionReceipt } from "viem";
 import type { Logger } from "@cashback/runtime";
 import type { ChainClient } from "../chain/chain-client.ts";
-import { isNonceError, shortMessage } from "../chain/rpc-errors.ts";
+import { isAlreadyKnown, isNonceError, shortMessage } from "../chain/rpc-errors.ts";
 import type { TxKind } from "../chain/token-calls.ts";
-import { clawbackStore } from "../clawbacks/clawback-store.ts";
 import { fromDecimal, isDatabaseUnavailable, type Db } from "../db.ts";
 import { backoffMs, FailureStreak } from "../failure-streak.ts";
 import type { Metrics } from "../metrics.ts";
-import type { MintDispatcher } from "./dispatcher.ts";
-import type { Settlement } from "./settlement.ts";
-import { txRow } from "./tx-row.ts";
-
-/** Fee bump for a replacement; nodes require at least +10% on both fee fields. */
-const BUMP_PERCENT = 125n;
+import type { Settlement } from "../mints/settlement.ts";
+import { confirmationsAt, monitorVerdict, nonceGap, replacementFees, type Observed } from "./lifecycle.ts";
+import { txStore } from "./tx-store.ts";
 
 /**
- * Looks after transactions that have no recorded receipt yet, oldest nonce first:
+ * Looks after one lane's transactions that have no recorded receipt yet, oldest nonce first
+ * (the choice is monitorVerdict's, in lifecycle.ts):
  * - a receipt exists (for it or a replacement with its nonce): record it;
  * - its nonce was used by a transaction that is not ours on file: drop it and re-queue its
  *   mints and clawback (the dispatcher checks their ids on chain before sending anything again);
@@ -30,7 +27,8 @@ export class TxMonitor {
     db: Db;
     chain: ChainClient;
     settlement: Settlement;
-    dispatcher: MintDispatcher;
+    /** Told when re-queued mints must be checked on chain (every lane may send them). */
+    dispatcher: { requireChainCheck(): void };
     logger: Logger;
     metrics: Metrics;
     confirmations: number;
@@ -103,23 +101,24 @@ export class TxMonitor {
   }
 
   /**
-   * Our lowest open transaction waits for a nonce nobody holds: a broadcast that reached the
-   * node but not our database (crash, timeout), later evicted. Nothing would ever fill it, and
-   * every later transaction would wait behind it, so a 0-value transfer to ourselves takes it.
+   * Our lowest open transaction waits for a nonce nobody holds (see nonceGap): a 0-value
+   * transfer to ourselves takes each missing nonce.
    */
   private async fillNonceGap(lowest: OpenTx, minedNonce: bigint): Promise<void> {
     const { db, chain } = this.deps;
-    if (lowest.nonce <= minedNonce || Date.now() - lowest.submittedAt.getTime() < this.deps.stuckAfterMs) return;
-    if (BigInt(await chain.pendingNonce()) > minedNonce) return; // the node holds something there
-    const ours = await db.blockchainTransaction.count({
+    const seen = { lowestOpenNonce: lowest.nonce, lowestOpenAgeMs: Date.now() - lowest.submittedAt.getTime(), minedNonce, stuckAfterMs: this.deps.stuckAfterMs };
+    if (!nonceGap({ ...seen, pendingNonce: minedNonce, oursAtMinedNonce: 0 })) return; // no gap possible: spare the node the questions
+    const pendingNonce = BigInt(await chain.pendingNonce());
+    const oursAtMinedNonce = await db.blockchainTransaction.count({
       where: { chainId: chain.chainId, fromAddress: chain.signerAddress, nonce: minedNonce, status: { in: ["SUBMITTED", "REPLACED"] } },
     });
-    if (ours > 0) return;
+    const gap = nonceGap({ ...seen, pendingNonce, oursAtMinedNonce });
+    if (!gap) return;
     const fees = await chain.client.estimateFeesPerGas();
-    for (let nonce = minedNonce; nonce < lowest.nonce; nonce++) {
+    for (let nonce = gap.from; nonce < gap.to; nonce++) {
       const signed = await chain.sign({ kind: "nonce_filler", to: chain.signerAddress, nonce, data: "0x", gas: 21_000n, ...fees });
       await db.$transaction(async (t) => {
-        await t.blockchainTransaction.create({ data: txRow(chain, signed) });
+        await txStore.recordSigned(t, chain, signed);
         await broadcastOnce(chain, signed.raw);
       });
       this.deps.metrics.transactions.inc({ event: "nonce_filled" });
@@ -127,46 +126,58 @@ export class TxMonitor {
     }
   }
 
+  /** Gathers what monitorVerdict needs (asking the node only when it must) and acts on it. */
   private async look(tx: OpenTx, minedNonce: bigint): Promise<void> {
-    const { db, chain } = this.deps;
+    const { db, chain, confirmations } = this.deps;
     const attempts = await db.blockchainTransaction.findMany({
       where: { chainId: chain.chainId, fromAddress: tx.fromAddress, nonce: tx.nonce, status: { in: ["SUBMITTED", "REPLACED"] } },
     });
     if (attempts.length === 0) return; // settled since we listed it
-    if (await this.recordAnyReceipt(attempts)) return;
-    if (tx.nonce < minedNonce) return this.dropAndRequeue(attempts.map((a) => a.id), tx.txHash);
-    if (Date.now() - tx.submittedAt.getTime() < this.deps.stuckAfterMs || !tx.rawTx) return;
-    if (await chain.isKnown(tx.txHash as Hash)) {
-      // Only the next nonce to be mined can be stuck on its own fees; the others wait behind it.
-      return tx.nonce === minedNonce ? this.replace(tx) : undefined;
-    }
-    try {
-      await this.rebroadcast(tx.id, tx.txHash, tx.rawTx as Hex);
-    } catch (err) {
-      // The node refuses the old bytes (e.g. its fees are now too low): replace instead.
-      if (isNonceError(err)) throw err;
-      await this.replace(tx);
+    const found = await this.anyReceipt(attempts);
+    const head = found && confirmations > 1 ? await chain.blockNumber() : found?.receipt.blockNumber;
+    const observed: Observed = {
+      receipt: found && { confirmations: confirmationsAt(head!, found.receipt.blockNumber) },
+      nonce: tx.nonce,
+      minedNonce,
+      ageMs: Date.now() - tx.submittedAt.getTime(),
+      stuckAfterMs: this.deps.stuckAfterMs,
+      hasRaw: tx.rawTx !== null,
+      requiredConfirmations: confirmations,
+    };
+    let verdict = monitorVerdict(observed);
+    if (verdict.action === "ask-node") verdict = monitorVerdict({ ...observed, known: await chain.isKnown(tx.txHash as Hash) });
+    switch (verdict.action) {
+      case "record":
+        return this.deps.settlement.recordReceipt(found!.id, found!.receipt);
+      case "wait":
+        return;
+      case "drop":
+        return this.dropAndRequeue(attempts.map((a) => a.id), tx.txHash);
+      case "replace":
+        return this.replace(tx);
+      case "rebroadcast":
+        try {
+          return await this.rebroadcast(tx.id, tx.txHash, tx.rawTx as Hex);
+        } catch (err) {
+          // The node refuses the old bytes (e.g. its fees are now too low): replace instead.
+          if (isNonceError(err)) throw err;
+          return this.replace(tx);
+        }
+      case "ask-node":
+        throw new Error("monitorVerdict asked for the node twice"); // can not happen: `known` is set
     }
   }
 
-  private async recordAnyReceipt(attempts: { id: bigint; txHash: string }[]): Promise<boolean> {
-    const { chain, confirmations } = this.deps;
+  private async anyReceipt(attempts: { id: bigint; txHash: string }[]): Promise<{ id: bigint; receipt: TransactionReceipt } | undefined> {
     for (const attempt of attempts) {
-      const receipt = await chain.receipt(attempt.txHash as Hash);
-      if (!receipt) continue;
-      if (confirmations > 1 && (await chain.blockNumber()) - receipt.blockNumber + 1n < BigInt(confirmations)) return true;
-      await this.deps.settlement.recordReceipt(attempt.id, receipt);
-      return true;
+      const receipt = await this.deps.chain.receipt(attempt.txHash as Hash);
+      if (receipt) return { id: attempt.id, receipt };
     }
-    return false;
+    return undefined;
   }
 
   private async dropAndRequeue(ids: bigint[], hash: string): Promise<void> {
-    await this.deps.db.$transaction(async (t) => {
-      await t.blockchainTransaction.updateMany({ where: { id: { in: ids }, status: { in: ["SUBMITTED", "REPLACED"] } }, data: { status: "DROPPED" } });
-      await t.mint.updateMany({ where: { transactionId: { in: ids }, status: "SUBMITTED" }, data: { status: "PENDING", transactionId: null } });
-      await clawbackStore.requeueOf(t, ids);
-    });
+    await this.deps.db.$transaction((t) => txStore.dropAndRequeue(t, ids));
     this.deps.metrics.transactions.inc({ event: "dropped" });
     this.deps.logger.warn({ tx: hash }, "transaction's nonce was used by another transaction; its mints and clawbacks are re-queued");
     this.deps.dispatcher.requireChainCheck();
@@ -174,7 +185,7 @@ export class TxMonitor {
 
   private async rebroadcast(id: bigint, hash: string, raw: Hex): Promise<void> {
     await broadcastOnce(this.deps.chain, raw);
-    await this.deps.db.blockchainTransaction.update({ where: { id }, data: { broadcasts: { increment: 1 }, submittedAt: new Date() } });
+    await this.deps.db.$transaction((t) => txStore.rebroadcast(t, id));
     this.deps.metrics.transactions.inc({ event: "rebroadcast" });
     this.deps.logger.warn({ tx: hash }, "transaction unknown to the node; sent again");
   }
@@ -184,29 +195,23 @@ export class TxMonitor {
     if (!tx.rawTx) return;
     // Same call, same nonce and gas, from our own signed bytes (the node may have forgotten it).
     const original = parseTransaction(tx.rawTx as Hex);
-    const oldMaxFee = fromDecimal(tx.maxFeePerGas);
-    const cap = this.deps.maxFeePerGas;
-    if (oldMaxFee >= cap) {
-      this.deps.logger.warn({ tx: tx.txHash, maxFeePerGas: oldMaxFee.toString() }, "stuck transaction already at the fee cap (MAX_FEE_GWEI); not raising further");
+    const old = { maxFeePerGas: fromDecimal(tx.maxFeePerGas), maxPriorityFeePerGas: fromDecimal(tx.maxPriorityFeePerGas) };
+    const fees = replacementFees(old, await chain.client.estimateFeesPerGas(), this.deps.maxFeePerGas);
+    if (!fees) {
+      this.deps.logger.warn({ tx: tx.txHash, maxFeePerGas: old.maxFeePerGas.toString() }, "stuck transaction already at the fee cap (MAX_FEE_GWEI); not raising further");
       return;
     }
-    const fees = await chain.client.estimateFeesPerGas();
-    const bump = (old: bigint, now: bigint) => min(max((old * BUMP_PERCENT) / 100n, now), cap);
-    const maxFeePerGas = bump(oldMaxFee, fees.maxFeePerGas);
     const signed = await chain.sign({
       kind: tx.kind as TxKind,
       to: original.to ?? undefined,
       nonce: tx.nonce,
       data: original.data ?? "0x",
       gas: original.gas!,
-      maxFeePerGas,
-      maxPriorityFeePerGas: min(bump(fromDecimal(tx.maxPriorityFeePerGas), fees.maxPriorityFeePerGas), maxFeePerGas),
+      gasBounded: tx.gasBounded,
+      ...fees,
     });
     await db.$transaction(async (t) => {
-      const created = await t.blockchainTransaction.create({ data: txRow(chain, signed) });
-      await t.blockchainTransaction.update({ where: { id: tx.id }, data: { status: "REPLACED", replacedById: created.id } });
-      await t.mint.updateMany({ where: { transactionId: tx.id }, data: { transactionId: created.id } });
-      await clawbackStore.moveToTransaction(t, tx.id, created.id);
+      await txStore.recordReplacement(t, chain, tx.id, signed);
       await broadcastOnce(chain, signed.raw);
     });
     this.deps.metrics.transactions.inc({ event: "replaced" });
@@ -221,9 +226,6 @@ async function broadcastOnce(chain: ChainClient, raw: Hex): Promise<void> {
   try {
     await chain.broadcast(raw);
   } catch (err) {
-    if (!/already known|known transaction|already imported/i.test(shortMessage(err) + String((err as Error).message))) throw err;
+    if (!isAlreadyKnown(err)) throw err;
   }
 }
-
-const min = (a: bigint, b: bigint) => (a < b ? a : b);
-const max = (a: bigint, b: bigint) => (a > b ? a : b);

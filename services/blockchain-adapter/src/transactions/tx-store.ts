@@ -1,0 +1,211 @@
+import pg from "pg";
+import type { Address, Hex, TransactionReceipt } from "viem";
+import type { ChainClient, SignedTx } from "../chain/chain-client.ts";
+import { clawbackStore } from "../clawbacks/clawback-store.ts";
+import { toDecimal, type Tx } from "../db.ts";
+
+/**
+ * Every status write of `blockchain_transactions` and `mints` (clawbacks: clawback-store.ts, which
+ * this calls where a transaction carries one). Transaction rows: SUBMITTED -> CONFIRMED | FAILED |
+ * REPLACED | DROPPED; mints: PENDING -> SUBMITTED -> CONFIRMED | FAILED, and SUBMITTED -> PENDING
+ * (re-queued). docs/blockchain-adapter.md has the table. Each function runs inside the caller's
+ * database transaction (Prisma's `Tx`), except SendStore's hot path on `pg` below.
+ */
+export const txStore = {
+  /** A transaction we signed, SUBMITTED, carrying `mintKeys` (now SUBMITTED on it). Returns its id. */
+  async recordSigned(t: Tx, chain: ChainClient, signed: SignedTx, mintKeys: readonly string[] = []): Promise<bigint> {
+    const row = await t.blockchainTransaction.create({ data: txRow(chain, signed) });
+    if (mintKeys.length) await t.mint.updateMany({ where: { idempotencyKey: { in: [...mintKeys] } }, data: { status: "SUBMITTED", transactionId: row.id } });
+    return row.id;
+  },
+
+  /** A replacement (same nonce, higher fees) takes over everything the stuck transaction carried. */
+  async recordReplacement(t: Tx, chain: ChainClient, oldId: bigint, signed: SignedTx): Promise<bigint> {
+    const created = await t.blockchainTransaction.create({ data: txRow(chain, signed) });
+    await t.blockchainTransaction.update({ where: { id: oldId }, data: { status: "REPLACED", replacedById: created.id } });
+    await t.mint.updateMany({ where: { transactionId: oldId }, data: { transactionId: created.id } });
+    await clawbackStore.moveToTransaction(t, oldId, created.id);
+    return created.id;
+  },
+
+  /** The same signed bytes sent again (the node had forgotten them). */
+  async rebroadcast(t: Tx, id: bigint): Promise<void> {
+    await t.blockchainTransaction.update({ where: { id }, data: { broadcasts: { increment: 1 }, submittedAt: new Date() } });
+  },
+
+  /** Their nonce went to a transaction not ours on file: DROPPED, and what they carried re-queued. */
+  async dropAndRequeue(t: Tx, ids: readonly bigint[]): Promise<void> {
+    await t.blockchainTransaction.updateMany({ where: { id: { in: [...ids] }, status: { in: ["SUBMITTED", "REPLACED"] } }, data: { status: "DROPPED" } });
+    await t.mint.updateMany({ where: { transactionId: { in: [...ids] }, status: "SUBMITTED" }, data: { status: "PENDING", transactionId: null } });
+    await clawbackStore.requeueOf(t, ids);
+  },
+
+  /** Its receipt: CONFIRMED, or FAILED when it reverted. */
+  async mined(t: Tx, id: bigint, receipt: TransactionReceipt): Promise<void> {
+    const ok = receipt.status === "success";
+    await t.blockchainTransaction.update({
+      where: { id },
+      data: {
+        status: ok ? "CONFIRMED" : "FAILED",
+        blockNumber: receipt.blockNumber,
+        blockHash: receipt.blockHash,
+        gasUsed: toDecimal(receipt.gasUsed),
+        minedAt: new Date(),
+        errorMessage: ok ? null : "reverted on chain",
+      },
+    });
+  },
+
+  /** Other attempts with a mined transaction's nonce can never be mined now. */
+  async siblingsDropped(t: Tx, ids: readonly bigint[]): Promise<void> {
+    if (ids.length) await t.blockchainTransaction.updateMany({ where: { id: { in: [...ids] } }, data: { status: "DROPPED" } });
+  },
+
+  /** A transaction found mined on chain (recorded after the fact, or not ours on file: kind "recovered"). */
+  async minedFound(t: Tx, existing: { id: bigint; status: string } | null, found: RecoveredTx | undefined, receipt: TransactionReceipt): Promise<bigint> {
+    const mined = { status: "CONFIRMED" as const, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, gasUsed: toDecimal(receipt.gasUsed), minedAt: new Date() };
+    if (existing) {
+      if (existing.status !== "CONFIRMED") await t.blockchainTransaction.update({ where: { id: existing.id }, data: mined });
+      return existing.id;
+    }
+    if (!found) throw new Error(`no row and no chain data for ${receipt.transactionHash}`);
+    const created = await t.blockchainTransaction.create({
+      data: { ...found, kind: "recovered", rawTx: null, maxFeePerGas: toDecimal(found.maxFeePerGas), maxPriorityFeePerGas: toDecimal(found.maxPriorityFeePerGas), ...mined },
+    });
+    return created.id;
+  },
+
+  async mintsConfirmed(t: Tx, keys: readonly string[], transactionId: bigint): Promise<void> {
+    if (keys.length === 0) return;
+    await t.mint.updateMany({ where: { idempotencyKey: { in: [...keys] } }, data: { status: "CONFIRMED", transactionId, errorReason: null, errorMessage: null } });
+  },
+
+  /** Final: reason REVERTED (the contract refused it, in estimation or on chain). */
+  async mintsFailed(t: Tx, keys: readonly string[], message: string, transactionId?: bigint): Promise<void> {
+    if (keys.length === 0) return;
+    await t.mint.updateMany({
+      where: { idempotencyKey: { in: [...keys] } },
+      data: { status: "FAILED", errorReason: "REVERTED", errorMessage: message, ...(transactionId !== undefined ? { transactionId } : {}) },
+    });
+  },
+
+  /** Back to the queue, unlinked from any transaction; the contract's mint id keeps a resend harmless. */
+  async mintsRequeued(t: Tx, keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    await t.mint.updateMany({ where: { idempotencyKey: { in: [...keys] } }, data: { status: "PENDING", transactionId: null } });
+  },
+};
+
+/** What the chain tells of a transaction we have no row for. */
+export interface RecoveredTx {
+  chainId: number;
+  txHash: string;
+  fromAddress: string;
+  toAddress: string;
+  nonce: bigint;
+  maxFeePerGas: bigint;
+  maxPriorityFeePerGas: bigint;
+}
+
+/** The blockchain_transactions row of a transaction we signed. */
+function txRow(chain: ChainClient, signed: SignedTx) {
+  return {
+    chainId: chain.chainId,
+    txHash: signed.hash,
+    fromAddress: chain.signerAddress,
+    gasBounded: signed.gasBounded ?? false,
+    toAddress: signed.to ?? chain.token,
+    nonce: signed.nonce,
+    kind: signed.kind,
+    rawTx: signed.raw,
+    maxFeePerGas: toDecimal(signed.maxFeePerGas),
+    maxPriorityFeePerGas: toDecimal(signed.maxPriorityFeePerGas),
+  };
+}
+
+/** A queued mint as the sender claims it. */
+export interface ClaimedMint {
+  idempotencyKey: string;
+  mintId: Hex;
+  to: Address;
+  amountWei: bigint;
+}
+
+/**
+ * The sender's hot path on a plain `pg` connection: claim, nonce lock and the record of a sent
+ * transaction are three statements in one database transaction held open through the broadcast
+ * (DESIGN.md: Prisma's interactive transaction costs several times what the same statements cost
+ * on `pg`, and a round's database work was more than half of it). Used for bounded-gas rounds;
+ * rounds that estimate (and may settle refusals) keep Prisma (dispatcher.ts).
+ */
+export class SendStore {
+  private readonly pool: pg.Pool;
+
+  constructor(connectionString: string, poolSize = 4) {
+    this.pool = new pg.Pool({ connectionString, max: poolSize });
+    this.pool.on("error", () => {}); // an idle client's lost connection: the next checkout reconnects
+    // A client held through a broadcast has no pool listener: a Postgres restart meanwhile would
+    // emit an unhandled 'error' and crash the adapter. Its next query fails (rolled back) instead.
+    this.pool.on("connect", (client) => client.on("error", () => {}));
+  }
+
+  /** Runs `fn` in one database transaction; any failure rolls it back (and is rethrown). */
+  async transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query("BEGIN");
+      const result = await fn(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => (broken = true));
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** The oldest PENDING mints not held back, locked for this round (others skip them). */
+  async claimMints(c: pg.PoolClient, opts: { exclude: readonly string[]; limit: number }): Promise<ClaimedMint[]> {
+    const { rows } = await c.query<{ idempotency_key: string; mint_id: string; to_address: string; amount_wei: string }>(
+      `SELECT idempotency_key, mint_id, to_address, amount_wei::text AS amount_wei FROM mints
+       WHERE status = 'PENDING' AND NOT (idempotency_key = ANY($1::text[]))
+       ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
+      [opts.exclude, opts.limit],
+    );
+    return rows.map((r) => ({ idempotencyKey: r.idempotency_key, mintId: r.mint_id as Hex, to: r.to_address as Address, amountWei: BigInt(r.amount_wei) }));
+  }
+
+  /** Locks the lane's wallet_nonces row until the transaction ends; returns the next nonce. */
+  async lockNonce(c: pg.PoolClient, chainId: number, address: Address): Promise<bigint> {
+    const { rows } = await c.query<{ next_nonce: string }>(`SELECT next_nonce::text FROM wallet_nonces WHERE chain_id = $1 AND address = $2 FOR UPDATE`, [chainId, address]);
+    if (!rows[0]) throw new Error(`wallet_nonces has no row for ${address}: resync() runs at start-up`);
+    return BigInt(rows[0].next_nonce);
+  }
+
+  /**
+   * One statement: the transaction's row (SUBMITTED), its mints SUBMITTED on it, the nonce row
+   * advanced past it. Returns the row's id.
+   */
+  async recordSent(c: pg.PoolClient, tx: { chainId: number; from: Address; to: Address; signed: SignedTx; keys: readonly string[] }): Promise<bigint> {
+    const { signed } = tx;
+    const { rows } = await c.query<{ id: string }>(
+      `WITH t AS (
+         INSERT INTO blockchain_transactions (chain_id, tx_hash, from_address, to_address, nonce, kind, raw_tx, max_fee_per_gas, max_priority_fee_per_gas, gas_bounded)
+         VALUES ($1, $2, $3, $4, $5::bigint, $6, $7, $8::numeric, $9::numeric, $10) RETURNING id
+       ), m AS (
+         UPDATE mints SET status = 'SUBMITTED', transaction_id = (SELECT id FROM t), updated_at = now() WHERE idempotency_key = ANY($11::text[])
+       ), n AS (
+         UPDATE wallet_nonces SET next_nonce = $5::bigint + 1, updated_at = now() WHERE chain_id = $1 AND address = $3
+       )
+       SELECT id::text FROM t`,
+      [tx.chainId, signed.hash, tx.from, tx.to, signed.nonce.toString(), signed.kind, signed.raw, signed.maxFeePerGas.toString(), signed.maxPriorityFeePerGas.toString(), signed.gasBounded ?? false, tx.keys],
+    );
+    return BigInt(rows[0]!.id);
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+}
