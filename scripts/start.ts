@@ -29,10 +29,11 @@ const adminKey = env.API_ADMIN_KEY ?? "dev-admin-key";
 const chainAlreadyRunning = await rpcAnswers(rpcUrl);
 
 const chain: ServiceSpec = { name: "chain", entry: "scripts/chain.ts", env: { CHAIN_PORT: String(chainPort) }, ready: () => deployed(), restartWarning: "the chain lived in memory: it starts again empty (balances are gone); the adapter restarts with it" };
+// The API reads the token's address from deployments/<chain id>.json, as the adapter does.
 const services: ServiceSpec[] = [
   ...(chainAlreadyRunning ? [] : [chain]),
   { name: "adapter", entry: "services/blockchain-adapter/src/main.ts", env: { CHAIN_RPC_URL: rpcUrl, ADAPTER_PORT: new URL(adapterUrl).port }, ready: () => httpOk(`${adapterUrl}/readyz`), restartWith: ["chain"] },
-  { name: "api", entry: "services/cashback-service-api/src/main.ts", env: { API_PORT: new URL(apiUrl).port, ADAPTER_URL: adapterUrl }, ready: () => httpOk(`${apiUrl}/readyz`) },
+  { name: "api", entry: "services/cashback-service-api/src/main.ts", env: { API_PORT: new URL(apiUrl).port, ADAPTER_URL: adapterUrl, CHAIN_RPC_URL: rpcUrl }, ready: () => httpOk(`${apiUrl}/readyz`) },
   { name: "consumer", entry: "services/mint-consumer/src/main.ts", env: { CONSUMER_PORT: new URL(consumerUrl).port, ADAPTER_URL: adapterUrl }, ready: () => httpOk(`${consumerUrl}/readyz`) },
 ].filter((s) => existsSync(path.join(repoRoot, s.entry)));
 
@@ -101,16 +102,28 @@ const { address: token } = JSON.parse(await readFile(path.join(repoRoot, "deploy
 const started = new Set(services.map((s) => s.name));
 const lines = [
   "================ cashback stack is ready ================",
-  `  chain RPC        ${rpcUrl}   (chain id ${chainId}; add it to MetaMask)`,
-  `  CashbackToken    ${token}   (CBK, 18 decimals)`,
+  `  chain RPC        ${rpcUrl}   (chain id ${chainId}; MetaMask: add this network, currency ETH)`,
+  `  CashbackToken    ${token}   (CBK, 18 decimals; MetaMask: import this token)`,
   `  adapter          ${adapterUrl}   (gRPC, gRPC-Web, Connect; Authorization: Bearer ${adapterToken})`,
 ];
 if (started.has("api")) {
   lines.push(
     `  REST API         ${apiUrl}/v1   (docs ${apiUrl}/docs, OpenAPI ${apiUrl}/openapi.json)`,
-    `  admin key        ${adminKey}   (local only)`,
+    `  shopper page     ${apiUrl}/app   (sign in with a wallet registered as a user)`,
+    `  admin key        ${adminKey}   (local only: Authorization: Bearer ${adminKey})`,
+    `  try it           ${demoCommand()}   (a merchant, shoppers, purchases, a refund: cashback minted on chain)`,
   );
 }
 if (started.has("consumer")) lines.push(`  mint consumer    ${consumerUrl}/readyz   (/metrics)`);
 lines.push("  Ctrl-C stops everything", "=========================================================");
 for (const line of lines) supervisor.say(line);
+
+/** `npm run demo`, with the URLs it needs when the ports are not the defaults. */
+function demoCommand(): string {
+  const vars = [
+    ...(apiUrl !== "http://127.0.0.1:3000" ? [`API_URL=${apiUrl}`] : []),
+    ...(rpcUrl !== "http://127.0.0.1:8545" ? [`CHAIN_RPC_URL=${rpcUrl}`] : []),
+    ...(adminKey !== "dev-admin-key" ? ["API_ADMIN_KEY=…"] : []),
+  ];
+  return [...vars, "npm run demo"].join(" ");
+}

@@ -135,6 +135,12 @@ export class OutboxRelay {
   async relayOnce(): Promise<number> {
     const { pool, table, batchSize } = this.deps;
     const client = await pool.connect();
+    // While we hold it, the pool's own 'error' listener is off; a server that goes away between
+    // our queries (a Postgres restart while we wait for JetStream's acks) emits 'error' on the
+    // client, which would crash the process without a listener. The next query fails instead.
+    let lost: Error | undefined;
+    const onError = (err: Error) => (lost ??= err);
+    client.on("error", onError);
     let broken: Error | undefined;
     try {
       await client.query("BEGIN");
@@ -179,7 +185,8 @@ export class OutboxRelay {
       }
       throw err;
     } finally {
-      client.release(broken);
+      client.removeListener("error", onError);
+      client.release(broken ?? lost);
     }
   }
 

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 /**
  * Typed readers for environment variables. Each returns the default when the variable is
  * unset or empty and throws a ConfigError naming the variable when it is malformed, so a
@@ -56,4 +57,28 @@ export function redactUrl(value: string): string {
 
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host.startsWith("127.");
+}
+
+/**
+ * Secrets may come from a file instead of the environment (Docker/Kubernetes secrets): for each
+ * name, `<NAME>_FILE` names a file whose contents (without the trailing newline) become `<NAME>`.
+ * Setting both is refused, as is a file that can not be read; the error names the variable,
+ * never the value.
+ */
+export function resolveSecretFiles(env: Env, names: readonly string[], read: (path: string) => string = (p) => readFileSync(p, "utf8")): Env {
+  const out: Env = { ...env };
+  for (const name of names) {
+    const file = raw(env, `${name}_FILE`);
+    if (file === undefined) continue;
+    if (raw(env, name) !== undefined) throw new ConfigError(`set ${name} or ${name}_FILE, not both`);
+    let value: string;
+    try {
+      value = read(file).replace(/\r?\n$/, "");
+    } catch (err) {
+      throw new ConfigError(`${name}_FILE: can not read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    }
+    if (!value.trim()) throw new ConfigError(`${name}_FILE: ${file} is empty`);
+    out[name] = value;
+  }
+  return out;
 }

@@ -1,5 +1,7 @@
 import { inspect } from "node:util";
+import { context, trace } from "@opentelemetry/api";
 import { pino, type DestinationStream, type Logger } from "pino";
+import { ConfigError } from "./env.ts";
 
 export type { Logger };
 
@@ -15,7 +17,10 @@ export const LOG_TEXT_MAX_CHARS = 4_096;
  * string, a number, null, a frozen or hostile object), and a line that still can not be written
  * (e.g. a frozen object under a redacted path) is replaced by a line saying so.
  */
-export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "info", destination?: DestinationStream): Logger {
+export function createLogger(service: string, level = process.env.LOG_LEVEL?.trim() || "info", destination?: DestinationStream): Logger {
+  if (!(level in pino.levels.values) && level !== "silent") {
+    throw new ConfigError(`LOG_LEVEL must be one of ${Object.keys(pino.levels.values).join(", ")} or silent, got "${level.slice(0, 40)}"`);
+  }
   const options = {
     name: service,
     level,
@@ -25,6 +30,8 @@ export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "
       censor: "[redacted]",
     },
     serializers: { err: serializeError },
+    // Every line written inside a traced request or call names its trace (see @cashback/telemetry).
+    mixin: traceFields,
     hooks: {
       logMethod(this: Logger, args: Parameters<Logger["info"]>, method: (...a: unknown[]) => void) {
         try {
@@ -42,6 +49,15 @@ export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "
     },
   };
   return destination ? pino(options, destination) : pino(options);
+}
+
+/**
+ * { trace_id } of the active span, when there is one (OpenTelemetry's context, no SDK needed to
+ * read it). A fresh object each time: pino merges the line's fields into it.
+ */
+export function traceFields(): { trace_id?: string } {
+  const sc = trace.getSpanContext(context.active());
+  return sc && sc.traceId !== "00000000000000000000000000000000" ? { trace_id: sc.traceId } : {};
 }
 
 const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi;

@@ -11,3 +11,6 @@ export { startTcpProxy, type ProxyMode, type TcpProxy } from "./tcp-proxy.ts";
 export { postgresBinDir, startPgCluster, type PgCluster } from "./pg-cluster.ts";
 export { startChainProcess, type ChainProcess } from "./chain-process.ts";
 export { waitFor } from "./wait.ts";
+export { createMerchant, restClient, RestError, type PurchaseView, type RestClient, type TestMerchant } from "./rest-client.ts";
+export { STACK_ADMIN_KEY, startStack, type ServiceName, type Stack, type StackInstance, type StackOptions } from "./stack.ts";
+export { endHeldSession } from "./pool-faults.ts";

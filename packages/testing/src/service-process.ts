@@ -50,24 +50,29 @@ export function serviceProcess(opts: {
       await new Promise((r) => setTimeout(r, 100));
     }
   };
-  const halt = async (signal: NodeJS.Signals, graceMs = 15_000) => {
+  /** How it ended: its exit code, or the signal that ended it (SIGKILL after the grace period: it hung). */
+  const halt = async (signal: NodeJS.Signals, graceMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number } | undefined> => {
     const proc = child;
     child = undefined;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const gone = new Promise((resolve) => proc.once("exit", resolve));
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return undefined;
+    const began = Date.now();
+    const gone = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once("exit", (code, sig) => resolve({ code, signal: sig })));
     proc.kill(signal);
     const timer = setTimeout(() => proc.kill("SIGKILL"), graceMs);
-    await gone;
+    const exit = await gone;
     clearTimeout(timer);
+    return { ...exit, ms: Date.now() - began };
   };
 
   return {
     name: opts.name,
     start,
     /** SIGTERM, then SIGKILL after the grace period. */
-    stop: (graceMs?: number) => halt("SIGTERM", graceMs),
+    stop: async (graceMs?: number): Promise<void> => void (await halt("SIGTERM", graceMs)),
+    /** stop() that says how it ended (exit code 0 = a clean shutdown; SIGKILL = it outlived the grace period). */
+    terminate: (graceMs?: number) => halt("SIGTERM", graceMs),
     /** SIGKILL: no chance to clean up, as in a crash. */
-    kill: () => halt("SIGKILL"),
+    kill: async (): Promise<void> => void (await halt("SIGKILL")),
     async restart() {
       await halt("SIGTERM");
       await start();

@@ -28,7 +28,7 @@ import { SendStore } from "./transactions/tx-store.ts";
 import { registerReflection } from "./reflection/reflection-service.ts";
 import { requireBearer } from "./rpc/auth.ts";
 import { blockchainServiceImpl, type Services } from "./rpc/blockchain-service.ts";
-import { gates, undecodableRequestsAreInvalidArgument } from "./rpc/request-faults.ts";
+import { gates, undecodableRequestsAreInvalidArgument, unknownEncodingIsInvalidArgument } from "./rpc/request-faults.ts";
 import { startServer } from "./rpc/server.ts";
 import { TransactionLookup } from "./transactions/transaction-lookup.ts";
 
@@ -62,7 +62,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
         throw new AdapterError("unavailable", "STARTING", `the adapter is starting (waiting for ${waitingFor}); try again later`);
       };
       router.service(BlockchainService, blockchainServiceImpl(current, logger), {
-        requestGate: gates(undecodableRequestsAreInvalidArgument, requireBearer(config.authToken)),
+        requestGate: gates(undecodableRequestsAreInvalidArgument, unknownEncodingIsInvalidArgument, requireBearer(config.authToken)),
       });
       registerReflection(router, [file_cashback_blockchain_v1_blockchain], { requestGate: undecodableRequestsAreInvalidArgument });
     },
@@ -121,6 +121,8 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
       lanes.push({ chain: laneChain, nonces, dispatcher, monitor });
     }
     const signers = new SignerLanes(lanes);
+    metrics.sources.signers = lanes.map((l) => l.chain.signerAddress);
+    metrics.sources.balanceWei = (address) => chain.client.getBalance({ address });
     if (lanes.length > 1) logger.info({ signers: lanes.map((l) => l.chain.signerAddress) }, `${lanes.length} signer lanes`);
     const dispatcher = signers;
     const monitor = signers;

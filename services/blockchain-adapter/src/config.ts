@@ -1,5 +1,5 @@
 import { getAddress, isAddress, type Address, type Hex } from "viem";
-import { ConfigError, int, isLoopback, optionalStr, str, url } from "@cashback/runtime";
+import { ConfigError, int, isLoopback, optionalStr, str, url, resolveSecretFiles } from "@cashback/runtime";
 import { DEV_ADAPTER_KEY } from "@cashback/token";
 import type { ServerLimits } from "./rpc/server.ts";
 import type { MetadataLimits } from "./validation.ts";
@@ -52,7 +52,9 @@ export interface AdapterConfig {
 
 const MiB = 1024 * 1024;
 
-export function loadConfig(env: Record<string, string | undefined> = process.env): AdapterConfig {
+export function loadConfig(given: Record<string, string | undefined> = process.env): AdapterConfig {
+  // Secrets from the environment or from <NAME>_FILE (never logged).
+  const env = resolveSecretFiles(given, ["ADAPTER_AUTH_TOKEN", "ADAPTER_PRIVATE_KEY", "ADAPTER_SIGNER_KEYS", "ADAPTER_DATABASE_URL", "CHAIN_RPC_URL"]);
   const host = str(env, "ADAPTER_HOST", "127.0.0.1");
   const explicitToken = optionalStr(env, "ADAPTER_AUTH_TOKEN");
   if (!explicitToken && !isLoopback(host)) {

@@ -3,10 +3,28 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 /** The adapter's Prometheus metrics, on a registry of its own (served at GET /metrics). */
 export function createMetrics() {
   const registry = new Registry();
+  /** Set once the chain is connected: each signer lane's address, and how to read a balance. */
+  const sources: { signers?: readonly string[]; balanceWei?: (address: `0x${string}`) => Promise<bigint> } = {};
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
   return {
     registry,
+    sources,
+    signerBalance: new Gauge({
+      name: "adapter_signer_balance_wei",
+      help: "Each signer's native balance (gas money), read from the chain at each scrape; absent while the chain does not answer",
+      labelNames: ["signer"] as const,
+      registers,
+      async collect() {
+        const { signers, balanceWei } = sources;
+        if (!signers || !balanceWei) return;
+        const balances = await Promise.all(signers.map((s) => balanceWei(s as `0x${string}`).catch(() => undefined)));
+        this.reset(); // no stale figure while the chain is unreachable
+        signers.forEach((signer, i) => {
+          if (balances[i] !== undefined) this.set({ signer }, Number(balances[i]));
+        });
+      },
+    }),
     circuitState: new Gauge({
       name: "adapter_chain_circuit_state",
       help: "Circuit breaker around chain calls: 0 closed, 1 open, 2 half-open, 3 isolated",

@@ -20,7 +20,7 @@ import { PurchaseSchema } from "./purchases/purchase-view.ts";
 import { PurchaseWriter } from "./purchases/purchase-writer.ts";
 import { RefundSchema } from "./purchases/refunds.ts";
 import { registerPurchaseRoutes } from "./purchases/routes.ts";
-import { ResultConsumer } from "./results/result-consumer.ts";
+import { RESULT_CONCURRENCY, ResultConsumer } from "./results/result-consumer.ts";
 import { ResultHandler } from "./results/result-handler.ts";
 import { RuleCache } from "./rules/rule-cache.ts";
 import { registerRuleRoutes, RuleSchema } from "./rules/routes.ts";
@@ -41,10 +41,12 @@ export async function startApi(config: ApiConfig, logger: Logger, opts: { deploy
   await ensureDatabase(config.databaseUrl);
   const { applied } = await migrate({ connectionString: config.databaseUrl, migrationsDir, logger });
   logger.info({ database: redactUrl(config.databaseUrl), applied }, "database ready");
-  if (config.usingDevAdminKey) logger.warn("API_ADMIN_KEY is unset: using the development admin key (loopback only)");
+  // Not a warning: config refuses the development key off loopback, so here it is always safe.
+  if (config.usingDevAdminKey) logger.info("using the development admin key (loopback only; set API_ADMIN_KEY for anything shared)");
 
   const metrics = createMetrics();
-  const db = createDb(config.databaseUrl);
+  // Prisma's pool: the result consumer's RESULT_CONCURRENCY transactions plus room for REST reads.
+  const db = createDb(config.databaseUrl, RESULT_CONCURRENCY + 4);
   const pool = createPool(config.databaseUrl, config.dbPoolSize);
   const relayPool = createPool(config.databaseUrl, 3);
   const keys = new KeyResolver({ db, adminKey: config.adminKey });
@@ -90,7 +92,7 @@ export async function startApi(config: ApiConfig, logger: Logger, opts: { deploy
     if (stopping || !config.relayEnabled) return;
     relay = new OutboxRelay({ pool: relayPool, nats: nc, logger, retentionMs: config.outboxRetentionMs, lingerMs: config.relayLingerMs, onPublished: (n) => metrics.outboxPublished.inc(n) });
     relay.start();
-    consumer = new ResultConsumer({ nats: nc, handler: new ResultHandler({ db, logger }), logger, metrics });
+    consumer = new ResultConsumer({ nats: nc, handler: new ResultHandler({ db, logger }), logger, metrics, concurrency: RESULT_CONCURRENCY });
     consumer.start();
     logger.info("outbox relay and result consumer running");
   })().catch((err: unknown) => logger.error({ err }, "NATS start-up failed"));
@@ -112,14 +114,12 @@ export async function startApi(config: ApiConfig, logger: Logger, opts: { deploy
 
   app.get("/healthz", { schema: { tags: ["operations"], summary: "Alive" }, config: { rateLimit: false } }, async (_req, reply) => reply.type("text/plain").send("ok\n"));
   app.get("/readyz", { schema: { tags: ["operations"], summary: "Ready: Postgres and NATS answer (503 otherwise)" }, config: { rateLimit: false } }, async (_req, reply) => {
-    const checks = { database: false, nats: false };
-    try {
-      await pool.query("SELECT 1");
-      checks.database = true;
-    } catch {
-      /* reported below */
-    }
-    checks.nats = nats !== undefined && !nats.isClosed() && (await nats.flush().then(() => true, () => false));
+    // Each check bounded: a Postgres or NATS that hangs (rather than refuses) must not hang the probe.
+    const [database, natsOk] = await Promise.all([
+      withTimeout(pool.query("SELECT 1"), 2_000).then(() => true, () => false),
+      nats !== undefined && !nats.isClosed() ? withTimeout(nats.flush(), 2_000).then(() => true, () => false) : false,
+    ]);
+    const checks = { database, nats: natsOk };
     return reply.status(checks.database && checks.nats ? 200 : 503).send(checks);
   });
   app.get("/metrics", { schema: { tags: ["operations"], summary: "Prometheus metrics" }, config: { rateLimit: false } }, async (_req, reply) => {
@@ -178,4 +178,8 @@ async function outboxBacklog(pool: pg.Pool): Promise<{ unpublished: number; olde
     `SELECT count(*)::int AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS age FROM outbox_events WHERE published_at IS NULL`,
   );
   return { unpublished: rows[0]!.n, oldestAgeSeconds: rows[0]!.age };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("timed out")), ms).unref())]);
 }

@@ -1,4 +1,4 @@
-import { ConfigError, int, isLoopback, optionalStr, str, url } from "@cashback/runtime";
+import { ConfigError, int, isLoopback, optionalStr, str, url, resolveSecretFiles } from "@cashback/runtime";
 import { getAddress, isAddress } from "viem";
 import { MAX_RATE, WEI_PER_CBK } from "./rules/money.ts";
 
@@ -70,7 +70,9 @@ export interface ShopperConfig {
   sessionTtlMs: number;
 }
 
-export function loadConfig(env: Record<string, string | undefined> = process.env): ApiConfig {
+export function loadConfig(given: Record<string, string | undefined> = process.env): ApiConfig {
+  // Secrets from the environment or from <NAME>_FILE (never logged).
+  const env = resolveSecretFiles(given, ["API_ADMIN_KEY", "ADAPTER_AUTH_TOKEN", "API_DATABASE_URL", "NATS_URL"]);
   const host = str(env, "API_HOST", "127.0.0.1");
   const adminKey = optionalStr(env, "API_ADMIN_KEY");
   // The development key (the default, or named explicitly as `npm start` does) only on loopback.

@@ -25,6 +25,10 @@ const types = {
 export function createPool(connectionString: string, max: number): pg.Pool {
   const pool = new pg.Pool({ connectionString, max, types, idleTimeoutMillis: 30_000 });
   pool.on("error", () => {}); // an idle client's connection dropped: the pool replaces it
+  // A checked-out client has no pool listener: a server going away between its queries (a
+  // Postgres restart mid-transaction) would emit an unhandled 'error' and crash the process.
+  // Its next query fails instead, and the pool drops it on release.
+  pool.on("connect", (client) => client.on("error", () => {}));
   return pool;
 }
 

@@ -11,7 +11,7 @@ import { AdapterCalls, createAdapterClient } from "./adapter/adapter-calls.ts";
 import type { ConsumerConfig } from "./config.ts";
 import { createDb, createPool } from "./db.ts";
 import { startHttpServer } from "./http/server.ts";
-import { ensureDurable, Intake } from "./intake/intake.ts";
+import { DURABLE_NAME, ensureDurable, Intake } from "./intake/intake.ts";
 import { createMetrics } from "./metrics.ts";
 import { Dispatcher } from "./requests/dispatcher.ts";
 import { RequestStore } from "./requests/store.ts";
@@ -68,7 +68,18 @@ export async function startConsumer(config: ConsumerConfig, logger: Logger, opts
       metrics.requests.reset();
       for (const r of mints) metrics.requests.set({ kind: "mint", status: r.status }, r._count._all);
       for (const r of clawbacks) metrics.requests.set({ kind: "clawback", status: r.status }, r._count._all);
-      if (relay) metrics.outboxUnpublished.set((await relay.backlog()).unpublished);
+      if (relay) {
+        const backlog = await relay.backlog();
+        metrics.outboxUnpublished.set(backlog.unpublished);
+        metrics.outboxOldestAge.set(backlog.oldestAgeSeconds);
+      }
+      if (nats && !nats.isClosed()) {
+        const info = await withTimeout(jetstreamManager(nats).then((jsm) => jsm.consumers.info(STREAMS.cashback.name, DURABLE_NAME)), 2_000).catch(() => undefined);
+        if (info) {
+          metrics.streamPending.set({ state: "pending" }, info.num_pending);
+          metrics.streamPending.set({ state: "ack_pending" }, info.num_ack_pending);
+        }
+      }
     },
   });
   logger.info({ host: config.host, port: http.port }, "probes listening (/healthz, /readyz, /metrics)");
@@ -126,7 +137,9 @@ export async function startConsumer(config: ConsumerConfig, logger: Logger, opts
       started = false;
       await http.close();
       await intake.stop();
-      await dispatcher.stop();
+      // Half the process's shutdown budget (onShutdown: 10 s) for calls under way, then they are
+      // aborted and handed back; the rest of the stop must still fit in it.
+      await dispatcher.stop(5_000);
       await outbox.stop();
       await nc.drain().catch(() => {});
       await pool.end().catch(() => {});

@@ -1,4 +1,4 @@
-import { ConfigError, int, isLoopback, optionalStr, str, url } from "@cashback/runtime";
+import { ConfigError, int, isLoopback, optionalStr, str, url, resolveSecretFiles } from "@cashback/runtime";
 import type { RetryPolicy } from "./requests/retry-policy.ts";
 
 const DEV_ADAPTER_TOKEN = "dev-adapter-token";
@@ -30,7 +30,9 @@ export interface ConsumerConfig {
 }
 
 /** Reads the environment; every setting has a working local default, a bad one names its variable. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): ConsumerConfig {
+export function loadConfig(given: Record<string, string | undefined> = process.env): ConsumerConfig {
+  // Secrets from the environment or from <NAME>_FILE (never logged).
+  const env = resolveSecretFiles(given, ["ADAPTER_AUTH_TOKEN", "CONSUMER_DATABASE_URL", "NATS_URL"]);
   const adapterUrl = url(env, "ADAPTER_URL", "http://127.0.0.1:50051");
   const adapterHost = new URL(adapterUrl).hostname.replace(/^\[|\]$/g, "");
   const explicitToken = optionalStr(env, "ADAPTER_AUTH_TOKEN");

@@ -16,5 +16,9 @@ export function createPool(connectionString: string, max: number): pg.Pool {
   // An idle client losing its connection (database restart) must not crash the process; the
   // next query reports the outage where it is handled.
   pool.on("error", () => {});
+  // A checked-out client has no pool listener: a server going away between its queries (a
+  // Postgres restart mid-transaction) would emit an unhandled 'error' and crash the process.
+  // Its next query fails instead, and the pool drops it on release.
+  pool.on("connect", (client) => client.on("error", () => {}));
   return pool;
 }

@@ -62,6 +62,17 @@ export function createMetrics() {
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 30, 60],
       registers,
     }),
+    streamPending: new Gauge({
+      name: "consumer_stream_pending",
+      help: "CASHBACK messages for the durable consumer: not yet delivered (pending) and delivered but not acked (ack_pending)",
+      labelNames: ["state"] as const,
+      registers,
+    }),
+    outboxOldestAge: new Gauge({
+      name: "consumer_outbox_oldest_age_seconds",
+      help: "Age of the oldest result event or dead letter not yet published",
+      registers,
+    }),
     outboxUnpublished: new Gauge({
       name: "consumer_outbox_unpublished",
       help: "Result events and dead letters written but not yet published",

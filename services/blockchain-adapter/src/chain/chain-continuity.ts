@@ -9,7 +9,8 @@ import type { ChainClient } from "./chain-client.ts";
  * node keeps its chain in memory, so every restart of `npm start` begins a new chain (the token
  * even lands at the same address); our rows would then describe mints that no longer exist, and
  * a replayed key would answer with a transaction the chain never saw. On the local chain the
- * adapter's records are cleared (with a warning); on any other chain it refuses to start.
+ * adapter's records are cleared (logged as info: it is what every new `npm start` does, not a
+ * fault); on any other chain it refuses to start.
  */
 export async function ensureChainContinuity(db: Db, chain: ChainClient, logger: Logger): Promise<void> {
   const last = await db.blockchainTransaction.findFirst({
@@ -30,5 +31,5 @@ export async function ensureChainContinuity(db: Db, chain: ChainClient, logger: 
     db.blockchainTransaction.deleteMany({}),
     db.walletNonce.deleteMany({ where: { chainId: chain.chainId } }),
   ]);
-  logger.warn({ chainId: chain.chainId }, `${what}: the local chain was restarted; cleared the adapter's mint and clawback records`);
+  logger.info({ chainId: chain.chainId }, `${what}: the local chain was restarted; cleared the adapter's mint and clawback records`);
 }

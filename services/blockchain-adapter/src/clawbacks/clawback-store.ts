@@ -1,5 +1,6 @@
 import { toDecimal, type Tx } from "../db.ts";
 import type { ClawbackRequest } from "./clawback-request.ts";
+import { requestTraceparent } from "../rpc/tracing.ts";
 
 /**
  * Every write to `clawbacks` goes through here: status PENDING -> SUBMITTED -> CONFIRMED | FAILED,
@@ -16,6 +17,7 @@ export const clawbackStore = {
         fromAddress: r.from,
         amountWei: toDecimal(r.amountWei),
         metadata: r.metadata,
+        traceparent: requestTraceparent(r.metadata),
       })),
       skipDuplicates: true,
       select: { idempotencyKey: true },

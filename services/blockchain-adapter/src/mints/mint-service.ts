@@ -6,6 +6,7 @@ import { DEFAULT_METADATA_LIMITS, type MetadataLimits } from "../validation.ts";
 import type { Completions } from "./completions.ts";
 import { parseMintRequest, sameMint, type MintRequest } from "./mint-request.ts";
 import { toMintResult, type MintResult } from "./views.ts";
+import { requestTraceparent } from "../rpc/tracing.ts";
 import { txStore } from "../transactions/tx-store.ts";
 
 export const MAX_BATCH = 200;
@@ -69,7 +70,7 @@ export class MintService {
   /** Inserts the new keys; returns which were new. A known key with other parameters, or a clawback's key, is refused. */
   private async record(requests: MintRequest[]): Promise<Set<string>> {
     return this.deps.db.$transaction(async (tx) => {
-      const fresh = await txStore.insertMints(tx, requests);
+      const fresh = await txStore.insertMints(tx, requests, (r) => requestTraceparent(r.metadata));
       // Keys are one namespace with clawbacks, so GetTransaction by key is never ambiguous.
       const clash = fresh.size ? await tx.clawback.findFirst({ where: { idempotencyKey: { in: [...fresh] } }, select: { idempotencyKey: true } }) : null;
       if (clash) throw new AdapterError("already_exists", "IDEMPOTENCY_KEY_REUSED", `idempotency key "${clash.idempotencyKey}" was used for a clawback`);

@@ -17,6 +17,7 @@ import type { ClawbackResult, MintResult } from "../mints/views.ts";
 import type { TransactionLookup } from "../transactions/transaction-lookup.ts";
 import { parseAddress } from "../validation.ts";
 import { toConnectError } from "./errors.ts";
+import { inRpcSpan, logAnswer } from "./tracing.ts";
 
 const STATUS = {
   SUBMITTED: TransactionStatus.SUBMITTED,
@@ -63,25 +64,36 @@ export interface Services {
  * a retryable UNAVAILABLE while start-up still waits for the database or the chain.
  */
 export function blockchainServiceImpl(services: () => Services, logger: Logger): ServiceImpl<typeof BlockchainService> {
-  const guard = <A, R>(name: string, fn: (req: A, ctx: HandlerContext, deps: Services) => Promise<R>) => async (req: A, ctx: HandlerContext): Promise<R> => {
-    try {
-      return await fn(req, ctx, services());
-    } catch (err) {
-      const connectErr = toConnectError(err);
-      if (connectErr.code === Code.Internal) logger.error({ err, rpc: name }, "rpc failed");
-      else if (connectErr.code === Code.Unavailable) logger.debug({ err: shortMessage(err), rpc: name }, "rpc answered UNAVAILABLE");
-      throw connectErr;
-    }
-  };
+  const guard = <A, R>(name: string, fn: (req: A, ctx: HandlerContext, deps: Services) => Promise<R>) => (req: A, ctx: HandlerContext): Promise<R> =>
+    inRpcSpan(name, ctx, async () => {
+      try {
+        return await fn(req, ctx, services());
+      } catch (err) {
+        const connectErr = toConnectError(err);
+        if (connectErr.code === Code.Internal) logger.error({ err, rpc: name }, "rpc failed");
+        else if (connectErr.code === Code.Unavailable) logger.debug({ err: shortMessage(err), rpc: name }, "rpc answered UNAVAILABLE");
+        throw connectErr;
+      }
+    });
 
   return {
-    mintToken: guard("MintToken", async (req, ctx, deps) => toResponse(await deps.mints.mint(toInput(req), ctx.signal))),
+    mintToken: guard("MintToken", async (req, ctx, deps) => {
+      const r = await deps.mints.mint(toInput(req), ctx.signal);
+      logAnswer(logger, "MintToken", { idempotencyKey: r.idempotencyKey, status: r.status, txHash: r.txHash || undefined, replayed: r.replayed });
+      return toResponse(r);
+    }),
 
-    mintBatch: guard("MintBatch", async (req, ctx, deps) => ({ results: (await deps.mints.mintMany(req.mints.map(toInput), ctx.signal)).map(toResponse) })),
+    mintBatch: guard("MintBatch", async (req, ctx, deps) => {
+      const results = await deps.mints.mintMany(req.mints.map(toInput), ctx.signal);
+      logAnswer(logger, "MintBatch", { mints: results.length, confirmed: results.filter((r) => r.status === "CONFIRMED").length });
+      return { results: results.map(toResponse) };
+    }),
 
-    clawback: guard("Clawback", async (req, ctx, deps) =>
-      toClawbackResponse(await deps.clawbacks.clawback({ idempotencyKey: req.idempotencyKey, from: req.from, amountWei: req.amountWei, metadata: req.metadata }, ctx.signal)),
-    ),
+    clawback: guard("Clawback", async (req, ctx, deps) => {
+      const r = await deps.clawbacks.clawback({ idempotencyKey: req.idempotencyKey, from: req.from, amountWei: req.amountWei, metadata: req.metadata }, ctx.signal);
+      logAnswer(logger, "Clawback", { idempotencyKey: r.idempotencyKey, status: r.status, txHash: r.txHash || undefined, replayed: r.replayed });
+      return toClawbackResponse(r);
+    }),
 
     getBalance: guard("GetBalance", async (req, _ctx, deps) => {
       const address = parseAddress(req.address, "address");

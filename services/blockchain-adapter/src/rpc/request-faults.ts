@@ -34,3 +34,18 @@ export function gates(...all: ((ctx: HandlerContext) => void)[]): (ctx: HandlerC
     for (const gate of all) gate(ctx);
   };
 }
+
+const ACCEPTED_ENCODINGS = new Set(["identity", "gzip", "br"]);
+
+/**
+ * A Connect request body in an encoding we do not accept is the caller's mistake: connect-es
+ * answers it UNIMPLEMENTED (HTTP 501), which reads as a server fault to every HTTP proxy and
+ * alert; answered INVALID_ARGUMENT (400) instead, before the body is read. (gRPC's own
+ * `grpc-encoding` keeps its protocol's answer.)
+ */
+export function unknownEncodingIsInvalidArgument(ctx: HandlerContext): void {
+  const encoding = ctx.requestHeader.get("content-encoding");
+  if (encoding !== null && !ACCEPTED_ENCODINGS.has(encoding.trim().toLowerCase())) {
+    throw new ConnectError(`content-encoding "${encoding.slice(0, 40)}" is not accepted (gzip, br or none)`, Code.InvalidArgument);
+  }
+}

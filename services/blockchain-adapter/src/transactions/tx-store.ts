@@ -13,10 +13,10 @@ import type { MintRequest } from "../mints/mint-request.ts";
  * database transaction (Prisma's `Tx`), except SendStore's hot path on `pg` below.
  */
 export const txStore = {
-  /** Records new keys as PENDING; returns the keys that were new (a known key is left as it is). */
-  async insertMints(t: Tx, requests: readonly MintRequest[]): Promise<Set<string>> {
+  /** Records new keys as PENDING (with the trace each came in), returns the keys that were new (a known key is left as it is). */
+  async insertMints(t: Tx, requests: readonly MintRequest[], traceparentOf: (r: MintRequest) => string | null = () => null): Promise<Set<string>> {
     const created = await t.mint.createManyAndReturn({
-      data: requests.map((r) => ({ idempotencyKey: r.idempotencyKey, mintId: r.mintId, toAddress: r.to, amountWei: toDecimal(r.amountWei), metadata: r.metadata })),
+      data: requests.map((r) => ({ idempotencyKey: r.idempotencyKey, mintId: r.mintId, toAddress: r.to, amountWei: toDecimal(r.amountWei), metadata: r.metadata, traceparent: traceparentOf(r) })),
       skipDuplicates: true,
       select: { idempotencyKey: true },
     });
@@ -155,6 +155,9 @@ export class SendStore {
   constructor(connectionString: string, poolSize = 4) {
     this.pool = new pg.Pool({ connectionString, max: poolSize });
     this.pool.on("error", () => {}); // an idle client's lost connection: the next checkout reconnects
+    // A client held through a broadcast has no pool listener: a Postgres restart meanwhile would
+    // emit an unhandled 'error' and crash the adapter. Its next query fails (rolled back) instead.
+    this.pool.on("connect", (client) => client.on("error", () => {}));
   }
 
   /** Runs `fn` in one database transaction; any failure rolls it back (and is rethrown). */

@@ -5,9 +5,12 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { Logger } from "pino";
+import { trace, type Tracer } from "@cashback/telemetry";
+import { nameServerSpan, tracedServer } from "../observability/http-tracing.ts";
 import type { Metrics } from "../metrics.ts";
 import type { KeyResolver } from "./auth.ts";
 import { ApiError, errorHandler } from "./errors.ts";
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from "./json-depth.ts";
 import { ErrorBody } from "./schemas.ts";
 
 /** /v1 needs an API key, except the shopper page's routes: a wallet signs in there instead. */
@@ -24,6 +27,8 @@ export interface ServerDeps {
   bodyLimitBytes: number;
   rateLimitMax: number;
   rateLimitWindowMs: number;
+  /** Server spans of the requests (default: the process's tracer provider, see @cashback/telemetry). */
+  tracer?: Tracer;
 }
 
 /**
@@ -39,9 +44,19 @@ export async function buildServer(deps: ServerDeps): Promise<App> {
     return503OnClosing: true,
     forceCloseConnections: "idle",
     ajv: { customOptions: { coerceTypes: false } },
+    serverFactory: tracedServer(deps.tracer ?? trace.getTracer("cashback-service-api")),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.removeContentTypeParser("text/plain"); // JSON only: anything else is 415, not a string body
+  // fastify's own JSON parser (prototype poisoning refused), after a bound on the nesting depth.
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    if (typeof body === "string" && jsonDepthExceeds(body)) {
+      return done(new ApiError("invalid_request", `JSON nested deeper than ${MAX_JSON_DEPTH} levels`), undefined);
+    }
+    parseJson(request, body as string, done);
+  });
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   app.addSchema(ErrorBody);
   app.setErrorHandler(errorHandler(deps.logger));
@@ -52,6 +67,7 @@ export async function buildServer(deps: ServerDeps): Promise<App> {
   // Who is calling: resolved for every request, required (401) only by the /v1 routes, after
   // the rate limit has counted the request against the key or, without one, the address.
   app.addHook("onRequest", async (request) => {
+    nameServerSpan(request.method, request.routeOptions.url);
     if (!needsKey(request.url)) return;
     const { principal, problem } = await deps.keys.resolve(request.headers.authorization);
     request.principal = principal;
@@ -61,10 +77,10 @@ export async function buildServer(deps: ServerDeps): Promise<App> {
     if (needsKey(request.url) && !request.principal) throw new ApiError("unauthenticated", request.authProblem ?? "missing API key");
   });
   app.addHook("onResponse", async (request, reply) => {
-    deps.metrics.httpDuration.observe(
-      { route: request.routeOptions.url ?? "unmatched", method: request.method, status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    const route = request.routeOptions.url ?? "unmatched";
+    deps.metrics.httpDuration.observe({ route, method: request.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    // An access log costs more than a purchase at 3k/s: on at LOG_LEVEL=debug (carries the trace id).
+    if (deps.logger.isLevelEnabled("debug")) request.log.debug({ method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "request answered");
   });
 
   await app.register(rateLimit, {

@@ -1,4 +1,5 @@
 import Type from "typebox";
+import { currentTraceparent } from "@cashback/telemetry";
 import type { Db } from "../db.ts";
 import { actingMerchant, assertCanAccess, principalOf } from "../http/auth.ts";
 import { notFound } from "../http/errors.ts";
@@ -9,14 +10,6 @@ import { findPurchase, loadPurchaseView } from "./purchase-store.ts";
 import type { PurchaseWriter } from "./purchase-writer.ts";
 import { createRefund } from "./refunds.ts";
 import { purchaseTrace, TraceSchema } from "./trace.ts";
-
-const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
-
-/** W3C trace context to carry into the events (NATS headers), when the caller sent a valid one. */
-function traceparentOf(headers: Record<string, unknown>): string | undefined {
-  const value = headers.traceparent;
-  return typeof value === "string" && TRACEPARENT.test(value) ? value : undefined;
-}
 
 export function registerPurchaseRoutes(app: App, deps: { db: Db; idempotency: Idempotency; writer: PurchaseWriter; onEventWritten: () => void }) {
   const { db, idempotency, writer } = deps;
@@ -52,7 +45,7 @@ export function registerPurchaseRoutes(app: App, deps: { db: Db; idempotency: Id
         currency: body.currency,
         occurredAt: new Date(body.occurred_at),
         idempotency: idempotencyRequest(request),
-        traceparent: traceparentOf(request.headers),
+        traceparent: currentTraceparent(),
       });
       return send(reply, answer);
     },
@@ -100,7 +93,7 @@ export function registerPurchaseRoutes(app: App, deps: { db: Db; idempotency: Id
         amountMinor: BigInt(request.body.amount_minor),
         reason: request.body.reason ?? null,
         idempotency: idempotencyRequest(request),
-        traceparent: traceparentOf(request.headers),
+        traceparent: currentTraceparent(),
         assertAccess: (merchantId) => assertCanAccess(request, merchantId),
       }, deps.onEventWritten);
       return send(reply, answer);

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "@cashback/runtime";
+import { context, contextFrom, inSpan, SpanKind, trace, validTraceparent, type Tracer } from "@cashback/telemetry";
 import type { AdapterCalls, AdapterWork } from "../adapter/adapter-calls.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Kind, RequestEvent } from "./machine.ts";
@@ -20,6 +21,8 @@ export interface DispatcherDeps {
   pollIntervalMs: number;
   /** GetTransaction calls per reconciliation job. */
   reconcileBatch?: number;
+  /** Spans of the adapter calls (default: the process's tracer provider). */
+  tracer?: Tracer;
 }
 
 type Source = { kind: Kind; status: "PENDING" | "SUBMITTED" };
@@ -54,7 +57,7 @@ export class Dispatcher {
   private turn = 0;
 
   constructor(deps: DispatcherDeps) {
-    this.deps = { reconcileBatch: 20, ...deps };
+    this.deps = { reconcileBatch: 20, tracer: trace.getTracer("mint-consumer"), ...deps };
   }
 
   start(): void {
@@ -155,28 +158,39 @@ export class Dispatcher {
   private async execute(job: Job): Promise<void> {
     const { calls, metrics } = this.deps;
     const signal = this.abort.signal;
+    const { tracer } = this.deps;
+    // Each call runs in a span of the trace its event came with (a batch: the first's, linking
+    // the others), so the traceparent the adapter receives continues the purchase's trace.
+    const traced = <T>(name: string, items: ClaimedRequest[], fn: () => Promise<T>) =>
+      inSpan(tracer, name, { kind: SpanKind.CLIENT, parent: items[0]?.traceparent, links: linksOf(items.slice(1)), attributes: { "cashback.requests": items.length } }, fn);
     let events: Map<string, RequestEvent>;
     try {
       if (job.status === "SUBMITTED") {
-        const answers = await Promise.all(job.items.map(async (item) => [item.id, await calls.status(item.idempotencyKey, signal)] as const));
+        const answers = await Promise.all(job.items.map((item) => traced("GetTransaction", [item], async () => [item.id, await calls.status(item.idempotencyKey, signal)] as const)));
         events = new Map(answers);
       } else if (job.kind === "mint") {
         metrics.batchSize.observe(job.items.length);
-        events = await calls.mint(job.items.map((i) => toWork("mint", i)), signal);
+        events = await traced(job.items.length > 1 ? "MintBatch" : "MintToken", job.items, () => calls.mint(job.items.map((i) => toWork("mint", i)), signal));
       } else {
-        events = new Map([[job.items[0]!.id, await calls.clawback(toWork("clawback", job.items[0]!), signal)]]);
+        const item = job.items[0]!;
+        events = new Map([[item.id, await traced("Clawback", [item], () => calls.clawback(toWork("clawback", item), signal))]]);
       }
     } catch (err) {
       // The calls never throw; this is a bug. The leases expire and the requests are retried.
       this.deps.logger.error({ err }, "adapter call failed unexpectedly");
       return;
     }
-    if (signal.aborted) return; // shutting down: the answers are cut short, the leases expire
+    if (signal.aborted) {
+      // Shutting down: the answers are cut short. Hand the requests back at once (another
+      // instance takes them now); if that fails too, their leases expire.
+      await this.deps.store.handBack(job.kind, job.items).catch((err: unknown) => this.deps.logger.warn({ err: String(err) }, "could not hand back requests; their lease will expire"));
+      return;
+    }
     const outcomes = job.items.map((item) => ({ id: item.id, event: events.get(item.id)! }));
     // The adapter's answer is worth keeping: retry the write through a database blip.
     for (let failures = 0; ; failures++) {
       try {
-        this.record(job.kind, await this.deps.store.apply(job.kind, outcomes));
+        this.record(job.kind, await this.deps.store.apply(job.kind, outcomes), job.items);
         return;
       } catch (err) {
         if (!this.running || failures >= 20) {
@@ -188,19 +202,24 @@ export class Dispatcher {
     }
   }
 
-  private record(kind: Kind, applied: AppliedTransition[]): void {
+  private record(kind: Kind, applied: AppliedTransition[], items: ClaimedRequest[] = []): void {
     const { metrics, logger } = this.deps;
+    const traces = new Map(items.map((i) => [i.id, i.traceparent]));
     let settled = false;
     for (const t of applied) {
       metrics.transitions.inc({ kind, from: t.from, to: t.to });
+      // Logged in the request's own trace: its line carries the purchase's trace id.
+      const inTrace = (log: () => void) => context.with(contextFrom(traces.get(t.id), context.active()), log);
       if (t.to === "CONFIRMED") {
         metrics.mintLatency.observe({ kind }, (Date.now() - t.createdAt.getTime()) / 1000);
         settled = true;
+        inTrace(() => logger.info({ kind, id: t.id, from: t.from }, `${kind} confirmed`));
       }
       if (t.to === "FAILED" && t.problem) {
         settled = true;
         if (t.problem.deadLettered) metrics.deadLetters.inc({ reason: t.problem.reason });
-        logger.warn({ kind, id: t.id, reason: t.problem.reason, message: t.problem.message, deadLettered: t.problem.deadLettered }, `${kind} failed`);
+        const problem = t.problem;
+        inTrace(() => logger.warn({ kind, id: t.id, reason: problem.reason, message: problem.message, deadLettered: problem.deadLettered }, `${kind} failed`));
       }
     }
     // A settled mint may release clawbacks waiting for it.
@@ -216,6 +235,14 @@ function toWork(kind: Kind, item: ClaimedRequest): AdapterWork {
     idempotencyKey: item.idempotencyKey,
     wallet: item.wallet,
     amountWei: item.amountWei,
-    metadata: kind === "clawback" ? { refund_id: item.id, ...ids } : ids,
+    // The entry's own traceparent travels with it, so the adapter stores it even inside a MintBatch.
+    metadata: { ...(kind === "clawback" ? { refund_id: item.id, ...ids } : ids), ...(validTraceparent(item.traceparent) ? { traceparent: item.traceparent! } : {}) },
   };
+}
+
+function linksOf(items: ClaimedRequest[]) {
+  return items.flatMap((i) => {
+    const sc = trace.getSpanContext(contextFrom(i.traceparent, context.active()));
+    return validTraceparent(i.traceparent) && sc ? [{ context: sc }] : [];
+  });
 }

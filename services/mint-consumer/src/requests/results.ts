@@ -27,6 +27,9 @@ export function effectRecords(facts: RequestFacts, state: RequestState, effects:
   const opts = { correlationId: facts.sourceEvent.correlation_id, causationId: facts.sourceEvent.id };
   // Results of one entry (minted, then clawed back) keep their order through the relay.
   const aggregateId = facts.entryId;
+  // A result continues the trace of the event that asked for it (OpenTelemetry, W3C traceparent).
+  const traceparent = facts.sourceHeaders.traceparent;
+  const headers: Record<string, string> = traceparent ? { traceparent } : {};
   return effects.map((effect): OutboxRecord => {
     switch (effect.type) {
       case "EMIT_SUCCEEDED": {
@@ -36,7 +39,7 @@ export function effectRecords(facts: RequestFacts, state: RequestState, effects:
           facts.kind === "mint"
             ? newEvent("cashback.minted", { entry_id: facts.entryId, mint_id: facts.chainId, ...chain }, opts)
             : newEvent("cashback.clawed_back", { refund_id: facts.id, entry_id: facts.entryId, ref_id: facts.chainId, ...chain }, opts);
-        return outboxRecord(event, { aggregateId });
+        return outboxRecord(event, { aggregateId, headers });
       }
       case "EMIT_FAILED": {
         const failure = { reason: effect.reason, message: effect.message.slice(0, 1000) };
@@ -44,7 +47,7 @@ export function effectRecords(facts: RequestFacts, state: RequestState, effects:
           facts.kind === "mint"
             ? newEvent("cashback.mint_failed", { entry_id: facts.entryId, ...failure }, opts)
             : newEvent("cashback.clawback_failed", { refund_id: facts.id, entry_id: facts.entryId, ...failure }, opts);
-        return outboxRecord(event, { aggregateId });
+        return outboxRecord(event, { aggregateId, headers });
       }
       case "DEAD_LETTER":
         return deadLetterRecord({

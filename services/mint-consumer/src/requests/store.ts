@@ -48,6 +48,10 @@ export interface ClaimedRequest {
   merchantId: string;
   userId: string;
   createdAt: Date;
+  /** W3C traceparent of the event that asked for it (its NATS header), when it had one. */
+  traceparent?: string;
+  /** End of this claim's lease (its next_attempt_at): handBack() matches on it. */
+  leasedUntil: Date;
 }
 
 export interface AppliedTransition {
@@ -257,7 +261,7 @@ export class RequestStore {
     const t = TABLES[kind];
     const now = this.deps.now();
     const { rows } = await this.deps.pool.query<{
-      id: string; entry_id: string; idempotency_key: string; wallet: string; amount_wei: string; purchase_id: string; merchant_id: string; user_id: string; created_at: Date;
+      id: string; entry_id: string; idempotency_key: string; wallet: string; amount_wei: string; purchase_id: string; merchant_id: string; user_id: string; created_at: Date; traceparent: string | null;
     }>(
       `WITH due AS (
          SELECT ${t.idColumn} AS id FROM ${t.table}
@@ -269,10 +273,12 @@ export class RequestStore {
        UPDATE ${t.table} r SET next_attempt_at = $4, updated_at = $2
        FROM due WHERE r.${t.idColumn} = due.id
        RETURNING r.${t.idColumn} AS id, r.entry_id, r.idempotency_key, r.wallet, r.amount_wei::text AS amount_wei,
-                 r.purchase_id, r.merchant_id, r.user_id, r.created_at`,
+                 r.purchase_id, r.merchant_id, r.user_id, r.created_at, r.source_headers->>'traceparent' AS traceparent`,
       [status, new Date(now), limit, new Date(now + leaseMs)],
     );
+    const leasedUntil = new Date(now + leaseMs);
     return rows.map((r) => ({
+      leasedUntil,
       id: r.id,
       entryId: r.entry_id,
       idempotencyKey: r.idempotency_key,
@@ -282,7 +288,23 @@ export class RequestStore {
       merchantId: r.merchant_id,
       userId: r.user_id,
       createdAt: r.created_at,
+      traceparent: r.traceparent ?? undefined,
     }));
+  }
+
+  /**
+   * Ends the lease of claimed requests whose call was cut short (shutdown), so another worker or
+   * instance takes them now rather than when the lease runs out. Only rows still under this very
+   * lease; the adapter is idempotent on each key, so asking again is safe.
+   */
+  async handBack(kind: Kind, items: readonly ClaimedRequest[]): Promise<number> {
+    if (items.length === 0) return 0;
+    const t = TABLES[kind];
+    const { rowCount } = await this.deps.pool.query(
+      `UPDATE ${t.table} SET next_attempt_at = $3, updated_at = $3 WHERE ${t.idColumn} = ANY($1::uuid[]) AND next_attempt_at = $2`,
+      [items.map((i) => i.id), items[0]!.leasedUntil, new Date(this.deps.now())],
+    );
+    return rowCount ?? 0;
   }
 
   /**
