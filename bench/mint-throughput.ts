@@ -428,6 +428,7 @@ async function main() {
     try {
       if (kind === "automine") {
         process.stderr.write(`bench:mint ceiling...\n`);
+        await measureCeiling(chain, runId, "-warm-up", false); // a cold node (JIT, caches) runs at a fraction of its speed
         ceiling = await measureCeiling(chain, runId);
       }
       for (const scenario of todo) {

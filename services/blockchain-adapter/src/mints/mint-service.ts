@@ -48,7 +48,9 @@ export class MintService {
 
     const fresh = await this.record(requests);
     if (fresh.size > 0) this.deps.dispatcher.nudge();
-    const rows = await this.awaitFinal(keys, Date.now() + this.deps.receiptTimeoutMs, signal);
+    // Keys recorded just now are PENDING: no read until the first wake-up (the waiter is registered
+    // before the dispatcher can run a round, so no notification is missed).
+    const rows = await this.awaitFinal(keys, Date.now() + this.deps.receiptTimeoutMs, signal, fresh.size === keys.length);
     return keys.map((key) => toMintResult(rows.get(key)!, !fresh.has(key)));
   }
 
@@ -94,9 +96,10 @@ export class MintService {
    * opens with mints still unsent. The keys are recorded by then and will be minted in any case,
    * so every early exit answers SUBMITTED: the caller asks again with the same key.
    */
-  private async awaitFinal(keys: string[], deadline: number, signal?: AbortSignal) {
+  private async awaitFinal(keys: string[], deadline: number, signal?: AbortSignal, allPending = false) {
     const { db, completions } = this.deps;
     let waiting = keys;
+    if (allPending) await completions.wait(keys, Math.max(1, Math.min(250, deadline - Date.now())));
     for (;;) {
       // Woken by our own dispatcher; the short cap covers other adapter processes.
       const woken = completions.wait(waiting, Math.max(1, Math.min(250, deadline - Date.now())));
