@@ -9,6 +9,9 @@ export function onShutdown(logger: Logger, close: () => Promise<void>, delay = 1
   closeWithGrace({ delay }, async ({ signal, err }) => {
     if (err) logger.error({ err }, "fatal error, shutting down");
     else logger.info({ signal }, "shutting down");
+    const started = Date.now();
     await close();
+    // Written only when everything closed in time (after `delay` the process exits without it).
+    logger.info({ ms: Date.now() - started }, "shut down cleanly");
   });
 }

@@ -41,10 +41,11 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
   if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === "true") {
     return { tracer: trace.getTracer(opts.service), exporting: false, shutdown: async () => {} };
   }
-  const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  // As the specification says: the traces endpoint as given, or the base endpoint + /v1/traces.
+  const tracesUrl = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim() || (env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() ? `${env.OTEL_EXPORTER_OTLP_ENDPOINT.trim().replace(/\/+$/, "")}/v1/traces` : undefined);
   const processors: SpanProcessor[] = [];
   if (opts.exporter) processors.push(new SimpleSpanProcessor({ exporter: opts.exporter }));
-  else if (endpoint) processors.push(new BatchSpanProcessor({ exporter: new OTLPTraceExporter() }));
+  else if (tracesUrl) processors.push(new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: tracesUrl }) }));
 
   if (!installed) {
     const own: SpanProcessor[] = [];

@@ -29,6 +29,7 @@ const lines: Record<"api" | "consumer" | "adapter", string[]> = { api: [], consu
 let apiUrl: string;
 let adapterDbUrl: string;
 const metricsUrls: Record<string, string> = {};
+let signerAddress = "";
 
 function randomHex(chars: number): string {
   return Array.from({ length: chars }, () => "0123456789abcdef"[Math.floor(Math.random() * 16)]).join("");
@@ -57,6 +58,7 @@ beforeAll(async () => {
 
   // The adapter signs with a key of its own: minter role and gas for it.
   const signer = privateKeyToAccount(SECRETS.signerKey as Hex).address;
+  signerAddress = signer;
   const admin = privateKeyToAccount(chain.adminKey).address;
   await chain.rpc("hardhat_setBalance", [signer, "0x56BC75E2D63100000"]);
   await chain.rpc("hardhat_impersonateAccount", [admin]);
@@ -101,9 +103,15 @@ async function call(path: string, key: string, body?: unknown, headers: Record<s
   return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, any> };
 }
 
-describe("one purchase, traced through the system, with secrets that never reach a log", () => {
-  let merchantKey = "";
+let merchantKey = "";
 
+/** Log lines of any process that contain any of the secrets (in any letter case). */
+function leaks(): string[] {
+  const secrets = [...Object.values(SECRETS), SECRETS.signerKey.slice(2), merchantKey].filter(Boolean);
+  return Object.values(lines).flat().filter((line) => secrets.some((s) => line.toLowerCase().includes(s.toLowerCase())));
+}
+
+describe("one purchase, traced through the system, with secrets that never reach a log", () => {
   it("carries the client's trace id to the API's, the consumer's and the adapter's logs and to the adapter's mint record", async () => {
     const merchant = await call("/v1/merchants", SECRETS.adminKey, { name: "Trace Shop" });
     expect(merchant.status).toBe(201);
@@ -153,7 +161,7 @@ describe("one purchase, traced through the system, with secrets that never reach
   it("serves the figures an operator watches on /metrics (docs/operations.md)", async () => {
     const text = async (url: string) => (await fetch(url)).text();
     const [adapter, consumer, api] = await Promise.all([text(metricsUrls.adapter!), text(metricsUrls.consumer!), text(metricsUrls.api!)]);
-    expect(Number(/^adapter_signer_balance_wei (\S+)$/m.exec(adapter)?.[1])).toBeGreaterThan(0);
+    expect(Number(new RegExp(`^adapter_signer_balance_wei\\{signer="${signerAddress}"\\} (\\S+)$`, "m").exec(adapter)?.[1])).toBeGreaterThan(0);
     for (const name of ["adapter_chain_circuit_state", "adapter_nonce_resyncs_total", "adapter_mint_batch_size_bucket", "adapter_receipt_seconds_bucket"]) expect(adapter).toContain(name);
     expect(consumer).toMatch(/^consumer_stream_pending\{state="pending"\} 0$/m);
     for (const name of ["consumer_redeliveries_total", "consumer_dead_letters_total", "consumer_mint_latency_seconds_bucket", "consumer_mint_batch_size_bucket", "consumer_outbox_oldest_age_seconds"]) expect(consumer).toContain(name);
@@ -162,13 +170,24 @@ describe("one purchase, traced through the system, with secrets that never reach
   });
 
   it("writes none of the secrets (admin key, adapter token, signer key, database password, merchant key) in any log line", () => {
-    const all = Object.values(lines).flat();
-    expect(all.length).toBeGreaterThan(10);
-    const secrets = [...Object.values(SECRETS), SECRETS.signerKey.slice(2), merchantKey].filter(Boolean);
+    expect(Object.values(lines).flat().length).toBeGreaterThan(10);
     expect(merchantKey).not.toBe("");
-    const leaks = all.filter((line) => secrets.some((s) => line.toLowerCase().includes(s.toLowerCase())));
-    expect(leaks).toEqual([]);
+    expect(leaks()).toEqual([]);
   });
+});
+
+describe("graceful shutdown", () => {
+  it("each service, sent SIGTERM, stops taking work, closes everything and says so before its grace period ends", async () => {
+    for (const p of [...procs].reverse()) await p.stop(20_000); // consumer and API first, then the adapter
+    for (const [name, list] of Object.entries(lines)) {
+      const from = list.findIndex((l) => parse(l)?.msg === "shutting down");
+      expect(from, `${name} logged "shutting down"`).toBeGreaterThanOrEqual(0);
+      const after = list.slice(from).map((l) => JSON.parse(l) as { level: number; msg: string });
+      expect(after.filter((l) => l.level >= 50), `${name} logged errors while stopping`).toEqual([]);
+      expect(after.at(-1)?.msg, `${name} finished closing`).toBe("shut down cleanly");
+    }
+    expect(leaks()).toEqual([]); // nor in what they wrote while stopping
+  }, 90_000);
 });
 
 function parse(line: string): { trace_id?: string; msg?: string } | undefined {

@@ -1,3 +1,5 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "@cashback/runtime";
@@ -51,10 +53,32 @@ describe("telemetry", () => {
     expect(currentTraceId(contextFrom(PARENT, context.active()))).toBe("0af7651916cd43dd8448eb211c80319c");
   });
 
-  it("exports nothing unless asked: no exporter and no OTEL_EXPORTER_OTLP_ENDPOINT", async () => {
+  it("exports nothing unless asked; with OTEL_EXPORTER_OTLP_ENDPOINT, spans are POSTed to <endpoint>/v1/traces (OTLP/HTTP JSON)", async () => {
     expect(startTelemetry({ service: "quiet", env: {} }).exporting).toBe(false);
-    const loud = startTelemetry({ service: "loud", env: { OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1" } });
-    expect(loud.exporting).toBe(true);
-    await loud.shutdown();
+    expect(startTelemetry({ service: "off", env: { OTEL_SDK_DISABLED: "true", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1" } }).exporting).toBe(false);
+
+    const received: { path: string; body: Buffer }[] = [];
+    const collector = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        received.push({ path: req.url ?? "", body: Buffer.concat(chunks) });
+        res.writeHead(200, { "content-type": "application/x-protobuf" }).end();
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = collector.address() as AddressInfo;
+      const loud = startTelemetry({ service: "loud", env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}/` } });
+      expect(loud.exporting).toBe(true);
+      await inSpan(telemetry.tracer, "exported", { parent: PARENT }, async () => {});
+      await loud.shutdown(); // flushes the batch
+      expect(received.map((r) => r.path)).toContain("/v1/traces");
+      // OTLP/JSON: the span, named and in the continued trace.
+      const spans = received.flatMap((r) => (JSON.parse(r.body.toString()) as { resourceSpans: { scopeSpans: { spans: { name: string; traceId: string }[] }[] }[] }).resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans)));
+      expect(spans).toContainEqual(expect.objectContaining({ name: "exported", traceId: "0af7651916cd43dd8448eb211c80319c" }));
+    } finally {
+      collector.close();
+    }
   });
 });

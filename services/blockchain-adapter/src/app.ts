@@ -85,7 +85,6 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
       throw new Error(`ADAPTER_PRIVATE_KEY is unset: the public dev key is only allowed on chain ${LOCAL_CHAIN_ID}`);
     }
     logger.info({ chainId: chain.chainId, tokenAddress: chain.token, signer: chain.signerAddress }, "chain connected");
-    metrics.sources.signerBalanceWei = () => chain.client.getBalance({ address: chain.signerAddress });
 
     db = createDb(config.databaseUrl);
     const database = db;
@@ -122,6 +121,8 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
       lanes.push({ chain: laneChain, nonces, dispatcher, monitor });
     }
     const signers = new SignerLanes(lanes);
+    metrics.sources.signers = lanes.map((l) => l.chain.signerAddress);
+    metrics.sources.balanceWei = (address) => chain.client.getBalance({ address });
     if (lanes.length > 1) logger.info({ signers: lanes.map((l) => l.chain.signerAddress) }, `${lanes.length} signer lanes`);
     const dispatcher = signers;
     const monitor = signers;

@@ -54,7 +54,7 @@ const MiB = 1024 * 1024;
 
 export function loadConfig(given: Record<string, string | undefined> = process.env): AdapterConfig {
   // Secrets from the environment or from <NAME>_FILE (never logged).
-  const env = resolveSecretFiles(given, ["ADAPTER_AUTH_TOKEN", "ADAPTER_PRIVATE_KEY", "ADAPTER_DATABASE_URL", "CHAIN_RPC_URL"]);
+  const env = resolveSecretFiles(given, ["ADAPTER_AUTH_TOKEN", "ADAPTER_PRIVATE_KEY", "ADAPTER_SIGNER_KEYS", "ADAPTER_DATABASE_URL", "CHAIN_RPC_URL"]);
   const host = str(env, "ADAPTER_HOST", "127.0.0.1");
   const explicitToken = optionalStr(env, "ADAPTER_AUTH_TOKEN");
   if (!explicitToken && !isLoopback(host)) {

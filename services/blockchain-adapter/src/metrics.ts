@@ -3,8 +3,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 /** The adapter's Prometheus metrics, on a registry of its own (served at GET /metrics). */
 export function createMetrics() {
   const registry = new Registry();
-  /** Set once the chain is connected: reads the signer's balance at each scrape. */
-  const sources: { signerBalanceWei?: () => Promise<bigint> } = {};
+  /** Set once the chain is connected: each signer lane's address, and how to read a balance. */
+  const sources: { signers?: readonly string[]; balanceWei?: (address: `0x${string}`) => Promise<bigint> } = {};
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
   return {
@@ -12,15 +12,17 @@ export function createMetrics() {
     sources,
     signerBalance: new Gauge({
       name: "adapter_signer_balance_wei",
-      help: "The signing wallet's native balance (gas money), read from the chain at each scrape; absent while the chain does not answer",
+      help: "Each signer's native balance (gas money), read from the chain at each scrape; absent while the chain does not answer",
+      labelNames: ["signer"] as const,
       registers,
       async collect() {
-        if (!sources.signerBalanceWei) return;
-        try {
-          this.set(Number(await sources.signerBalanceWei()));
-        } catch {
-          this.reset(); // no stale figure while the chain is unreachable
-        }
+        const { signers, balanceWei } = sources;
+        if (!signers || !balanceWei) return;
+        const balances = await Promise.all(signers.map((s) => balanceWei(s as `0x${string}`).catch(() => undefined)));
+        this.reset(); // no stale figure while the chain is unreachable
+        signers.forEach((signer, i) => {
+          if (balances[i] !== undefined) this.set({ signer }, Number(balances[i]));
+        });
       },
     }),
     circuitState: new Gauge({

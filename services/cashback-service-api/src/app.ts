@@ -114,14 +114,12 @@ export async function startApi(config: ApiConfig, logger: Logger, opts: { deploy
 
   app.get("/healthz", { schema: { tags: ["operations"], summary: "Alive" }, config: { rateLimit: false } }, async (_req, reply) => reply.type("text/plain").send("ok\n"));
   app.get("/readyz", { schema: { tags: ["operations"], summary: "Ready: Postgres and NATS answer (503 otherwise)" }, config: { rateLimit: false } }, async (_req, reply) => {
-    const checks = { database: false, nats: false };
-    try {
-      await pool.query("SELECT 1");
-      checks.database = true;
-    } catch {
-      /* reported below */
-    }
-    checks.nats = nats !== undefined && !nats.isClosed() && (await nats.flush().then(() => true, () => false));
+    // Each check bounded: a Postgres or NATS that hangs (rather than refuses) must not hang the probe.
+    const [database, natsOk] = await Promise.all([
+      withTimeout(pool.query("SELECT 1"), 2_000).then(() => true, () => false),
+      nats !== undefined && !nats.isClosed() ? withTimeout(nats.flush(), 2_000).then(() => true, () => false) : false,
+    ]);
+    const checks = { database, nats: natsOk };
     return reply.status(checks.database && checks.nats ? 200 : 503).send(checks);
   });
   app.get("/metrics", { schema: { tags: ["operations"], summary: "Prometheus metrics" }, config: { rateLimit: false } }, async (_req, reply) => {
@@ -180,4 +178,8 @@ async function outboxBacklog(pool: pg.Pool): Promise<{ unpublished: number; olde
     `SELECT count(*)::int AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS age FROM outbox_events WHERE published_at IS NULL`,
   );
   return { unpublished: rows[0]!.n, oldestAgeSeconds: rows[0]!.age };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("timed out")), ms).unref())]);
 }
