@@ -16,8 +16,8 @@
 // purchase was due to be sent, so a queue in front of the API counts, to the ledger entry's
 // `updated_at` when the API applied `cashback.minted`). Then where the time went, per stage (p50
 // and p99 over entries, from each service's own rows): API write, outbox relay to the consumer's
-// intake, intake to the adapter's record, adapter to mined, mined to the consumer knowing it, and
-// the result back into the API's ledger. Finally the chain is checked: totalSupply equals the sum
+// intake, intake to the adapter's record, adapter to mined, mined to the consumer knowing it, the
+// consumer's relay publishing the result, JetStream and the API's queue, the API applying it. Finally the chain is checked: totalSupply equals the sum
 // of the minted ledger entries and each minted entry's mint id was minted exactly once.
 //
 // Knobs: BENCH_RATE, BENCH_SECONDS, BENCH_CONCURRENCY, BENCH_USERS (200), BENCH_NAIVE_SECONDS,
@@ -28,7 +28,11 @@ import os from "node:os";
 import pg from "pg";
 import { createPublicClient, http, type Hex } from "viem";
 import { cashbackTokenAbi } from "@cashback/token";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { createTestDatabase } from "@cashback/db/testing";
+import { STREAMS } from "@cashback/events";
+import { connectNats } from "@cashback/outbox";
+import { createLogger } from "@cashback/runtime";
 import { createMerchant, startAdapterProcess, startStack } from "@cashback/testing";
 import { formatTable, thousands } from "./support/table.ts";
 import { cpuSeconds, findPid, percentile, Progress, type Sample } from "./support/pipeline-stats.ts";
@@ -115,6 +119,30 @@ try {
         at: Date.now(),
       };
     };
+    // Queue depths on the two streams each second: not yet delivered (num_pending) and delivered
+    // but not yet acked (num_ack_pending), for the consumer's durable and the API's.
+    const nc = await connectNats({ url: nats.url, name: "bench-pipeline", logger: createLogger("bench-pipeline", "warn") });
+    cleanup.push(() => nc.close());
+    const jsm = await jetstreamManager(nc);
+    const queues = [
+      { label: "CASHBACK -> mint-consumer", stream: STREAMS.cashback.name, durable: "mint-consumer" },
+      { label: "CASHBACK_RESULTS -> API", stream: STREAMS.results.name, durable: "cashback-service-api" },
+    ];
+    const queueMax = () => new Map(queues.map((q) => [q.label, { pending: 0, ackPending: 0 }]));
+    let queueSeen = queueMax();
+    const queueTicker = setInterval(() => {
+      for (const q of queues) {
+        void jsm.consumers.info(q.stream, q.durable).then(
+          (info) => {
+            const m = queueSeen.get(q.label)!;
+            m.pending = Math.max(m.pending, info.num_pending);
+            m.ackPending = Math.max(m.ackPending, info.num_ack_pending);
+          },
+          () => {},
+        );
+      }
+    }, 1_000);
+    cleanup.push(async () => clearInterval(queueTicker));
     let seq = 0;
     const sendPurchase = async (phase: string): Promise<string> => {
       const i = seq++;
@@ -140,6 +168,7 @@ try {
         return Number(c!.minted);
       };
       const startSeq = seq;
+      queueSeen = queueMax();
       const cpuBefore = await cpuSnapshot();
       const t0 = Date.now();
       const ticker = setInterval(() => void counts().then((minted) => progress.update({ sent: seq - startSeq, accepted: due.size, minted, errors }), () => {}), 500);
@@ -210,6 +239,8 @@ try {
         cpuRows.push([phase, wall.toFixed(1), ...parts.map((k) => used[k].toFixed(1)), total.toFixed(1), ((total / wall) * 100).toFixed(0) + "%", ((total * 1_000) / Math.max(1, sample.confirmed)).toFixed(2)]);
         figures[`${phase}Cpu`] = { wallS: wall, ...used };
       }
+      for (const [label, m] of queueSeen) stageRows.push([phase, `queue ${label}: max ${m.pending} waiting, ${m.ackPending} unacked`, "", ""]);
+      figures[`${phase}Queues`] = Object.fromEntries(queueSeen);
       stageRows.push(...(await stages(phase, [...due.entries()], { api: apiDb, consumer: pool(stackProcs.databaseUrls.consumer), adapter: pool(stackProcs.databaseUrls.adapter) })));
     }
 
@@ -290,21 +321,44 @@ function sampleRow(name: string, s: Sample): string[] {
 async function stages(phase: string, entries: [string, number][], db: { api: pg.Pool; consumer: pg.Pool; adapter: pg.Pool }): Promise<string[][]> {
   const ids = entries.map(([id]) => id);
   const ms = (col: string) => `(extract(epoch FROM ${col}) * 1000)::bigint`;
-  const api = new Map((await db.api.query<{ id: string; created: string; minted: string }>(`SELECT id, ${ms("created_at")} AS created, ${ms("updated_at")} AS minted FROM cashback_ledger WHERE id = ANY($1::uuid[]) AND status = 'minted'`, [ids])).rows.map((r) => [r.id, r]));
+  const api = new Map(
+    (
+      await db.api.query<{ id: string; created: string; received: string; minted: string }>(
+        `SELECT l.id, ${ms("l.created_at")} AS created, ${ms("p.received_at")} AS received, ${ms("l.updated_at")} AS minted
+           FROM cashback_ledger l JOIN processed_events p ON p.entry_id = l.id AND p.type = 'cashback.minted'
+          WHERE l.id = ANY($1::uuid[]) AND l.status = 'minted'`,
+        [ids],
+      )
+    ).rows.map((r) => [r.id, r]),
+  );
+  // when the consumer's relay published each cashback.minted (its outbox, aggregate = entry id)
+  const published = new Map(
+    (await db.consumer.query<{ entry: string; at: string }>(`SELECT aggregate_id AS entry, ${ms("published_at")} AS at FROM outbox_events WHERE subject = 'cashback.minted' AND aggregate_id = ANY($1::text[])`, [ids])).rows.map((r) => [r.entry, Number(r.at)]),
+  );
   const consumer = new Map((await db.consumer.query<{ entry_id: string; key: string; intake: string; finished: string | null }>(`SELECT entry_id, idempotency_key AS key, ${ms("created_at")} AS intake, ${ms("finished_at")} AS finished FROM mint_requests WHERE entry_id = ANY($1::uuid[])`, [ids])).rows.map((r) => [r.entry_id, r]));
   const keys = [...consumer.values()].map((r) => r.key);
   const adapter = new Map(
     (await db.adapter.query<{ key: string; created: string; mined: string | null }>(`SELECT m.idempotency_key AS key, ${ms("m.created_at")} AS created, ${ms("t.mined_at")} AS mined FROM mints m LEFT JOIN blockchain_transactions t ON t.id = m.transaction_id WHERE m.idempotency_key = ANY($1::text[])`, [keys])).rows.map((r) => [r.key, r]),
   );
   const { rows: [tx] } = await db.adapter.query<{ txs: string; mints: string }>(`SELECT count(DISTINCT m.transaction_id) AS txs, count(*) AS mints FROM mints m WHERE m.idempotency_key = ANY($1::text[])`, [keys]);
-  const spans: Record<string, number[]> = { "API write (due -> ledger row)": [], "relay + JetStream (-> consumer intake)": [], "consumer (-> adapter mint row)": [], "adapter (-> tx mined)": [], "receipt (-> consumer finished)": [], "result back (-> ledger minted)": [] };
+  const spans: Record<string, number[]> = {
+    "API write (due -> ledger row)": [],
+    "relay + JetStream (-> consumer intake)": [],
+    "consumer (-> adapter mint row)": [],
+    "adapter (-> tx mined)": [],
+    "receipt (-> consumer finished)": [],
+    "consumer's relay (-> minted published)": [],
+    "JetStream + API queue (-> apply starts)": [],
+    "API apply (-> ledger minted)": [],
+  };
   const lists = Object.values(spans);
   for (const [id, dueAt] of entries) {
     const a = api.get(id);
     const c = consumer.get(id);
     const m = c && adapter.get(c.key);
-    if (!a || !c || !m || !m.mined || !c.finished) continue;
-    const points = [dueAt, Number(a.created), Number(c.intake), Number(m.created), Number(m.mined), Number(c.finished), Number(a.minted)];
+    const out = published.get(id);
+    if (!a || !c || !m || !m.mined || !c.finished || !out) continue;
+    const points = [dueAt, Number(a.created), Number(c.intake), Number(m.created), Number(m.mined), Number(c.finished), out, Number(a.received), Number(a.minted)];
     for (let i = 0; i < lists.length; i++) lists[i]!.push(points[i + 1]! - points[i]!);
   }
   figures[`${phase}MintsPerTx`] = Number(tx!.mints) / Math.max(1, Number(tx!.txs));

@@ -111,9 +111,19 @@ if (started.has("api")) {
     `  REST API         ${apiUrl}/v1   (docs ${apiUrl}/docs, OpenAPI ${apiUrl}/openapi.json)`,
     `  shopper page     ${apiUrl}/app   (sign in with a wallet registered as a user)`,
     `  admin key        ${adminKey}   (local only: Authorization: Bearer ${adminKey})`,
-    `  try it           npm run demo   (a merchant, shoppers, purchases, a refund: cashback minted on chain)`,
+    `  try it           ${demoCommand()}   (a merchant, shoppers, purchases, a refund: cashback minted on chain)`,
   );
 }
 if (started.has("consumer")) lines.push(`  mint consumer    ${consumerUrl}/readyz   (/metrics)`);
 lines.push("  Ctrl-C stops everything", "=========================================================");
 for (const line of lines) supervisor.say(line);
+
+/** `npm run demo`, with the URLs it needs when the ports are not the defaults. */
+function demoCommand(): string {
+  const vars = [
+    ...(apiUrl !== "http://127.0.0.1:3000" ? [`API_URL=${apiUrl}`] : []),
+    ...(rpcUrl !== "http://127.0.0.1:8545" ? [`CHAIN_RPC_URL=${rpcUrl}`] : []),
+    ...(adminKey !== "dev-admin-key" ? ["API_ADMIN_KEY=…"] : []),
+  ];
+  return [...vars, "npm run demo"].join(" ");
+}

@@ -1,9 +1,10 @@
+import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import pg from "pg";
 import { cashbackTokenAbi } from "@cashback/token";
-import { createMerchant, freshWallet, mintedEvents, repoRoot, startStack, waitFor, type ServiceName, type Stack } from "@cashback/testing";
+import { clawedBackEvents, createMerchant, freshWallet, mintedEvents, repoRoot, startStack, waitFor, type ServiceName, type Stack } from "@cashback/testing";
 import { loadReconcileConfig, runReconcile } from "../../scripts/reconcile/run.ts";
 import { formatReport } from "../../scripts/reconcile/compare.ts";
 import { drivePurchases } from "./chaos/load.ts";
@@ -20,14 +21,16 @@ const SIGTERMS = env("CHAOS_SIGTERMS", 1);
 const RPC_CUT_MS = env("CHAOS_RPC_CUT_MS", 8_000);
 const DURATION_MS = env("CHAOS_DURATION_MS", 45_000);
 const SEED = env("CHAOS_SEED", Math.floor(Math.random() * 1e9));
+const REFUND_SHARE = env("CHAOS_REFUND_SHARE", 0.1); // purchases refunded by half: clawbacks under the same faults
 const INSTANCES = 2;
+const LOG_DIR = path.join(repoRoot, "test-results", `chaos-${SEED}`);
 
 let stack: Stack;
 
 beforeAll(async () => {
   stack = await startStack({
     postgres: "own",
-    logDir: path.join(repoRoot, "test-results", `chaos-${SEED}`),
+    logDir: LOG_DIR,
     instances: { adapter: INSTANCES, api: INSTANCES, consumer: INSTANCES },
     env: {
       // Ride out every outage (never give up on a mint), and notice recoveries quickly. A killed
@@ -55,7 +58,7 @@ async function scalar(url: string, sql: string): Promise<string> {
 }
 const count = async (url: string, sql: string) => Number(await scalar(url, sql));
 
-it(`${PURCHASES} purchases while every service is killed and restarted, NATS and Postgres restart and the chain's RPC is cut: every purchase minted once, the books equal the chain`, async () => {
+it(`${PURCHASES} purchases (and refunds) while every service is killed and restarted, NATS and Postgres restart and the chain's RPC is cut: every purchase minted once, every refund clawed back once, the books equal the chain`, async () => {
   const random = seededRandom(SEED);
   const shop = await createMerchant(stack.apiUrl, stack.adminKey, { basisPoints: 250 });
   const users: string[] = [];
@@ -142,6 +145,7 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
     key: shop.key,
     users,
     random,
+    refundShare: REFUND_SHARE,
     onProgress: (done) => {
       if (Date.now() - lastReport > 10_000) {
         lastReport = Date.now();
@@ -165,6 +169,7 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
       consumerOutbox: await count(consumer, "SELECT count(*)::int AS n FROM outbox_events WHERE published_at IS NULL"),
       requestsOpen: await count(consumer, "SELECT count(*)::int AS n FROM mint_requests WHERE status IN ('PENDING', 'SUBMITTED')"),
       adapterOpen: await count(adapter, "SELECT count(*)::int AS n FROM mints WHERE status IN ('PENDING', 'SUBMITTED')"),
+      clawbacksOpen: await count(consumer, "SELECT count(*)::int AS n FROM clawbacks WHERE status IN ('WAITING', 'PENDING', 'SUBMITTED')"),
       consumerRequests: await scalar(consumer, "SELECT coalesce(string_agg(s, ', '), '') FROM (SELECT status || ' ' || count(*) || ' (' || coalesce(max(last_error_reason), '-') || ', due in ' || round(extract(epoch FROM max(next_attempt_at) - now())) || ' s)' AS s FROM mint_requests WHERE status IN ('PENDING', 'SUBMITTED') GROUP BY status) x"),
     };
     const text = JSON.stringify(state);
@@ -184,7 +189,12 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
   expect(failed).toBe(0);
   expect(await count(api, "SELECT count(*)::int AS n FROM cashback_ledger WHERE status = 'minted'")).toBe(PURCHASES);
 
-  // No mint id twice on chain; the sum on chain is the sum of the minted entries.
+  // Every refund with a share of cashback: exactly one clawback entry, clawed back.
+  const refunds = accepted.filter((a) => a.refund && a.refund.clawbackWei > 0n);
+  expect(await count(api, "SELECT count(*)::int AS n FROM cashback_ledger WHERE kind = 'clawback'")).toBe(refunds.length);
+  expect(await count(api, "SELECT count(*)::int AS n FROM cashback_ledger WHERE kind = 'clawback' AND status = 'clawed_back'")).toBe(refunds.length);
+
+  // No mint id (or ref id) twice on chain; the sums on chain are the sums of the final entries.
   const events = await mintedEvents(stack.chain);
   expect(new Set(events.map((e) => e.mintId)).size).toBe(events.length);
   expect(events).toHaveLength(PURCHASES);
@@ -192,6 +202,12 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
   const ledgerSum = BigInt(await scalar(api, "SELECT sum(amount_wei)::text FROM cashback_ledger WHERE status = 'minted'"));
   expect(onChain).toBe(ledgerSum);
   expect(ledgerSum).toBe(accepted.reduce((sum, a) => sum + a.amountWei, 0n));
+  const clawed = await clawedBackEvents(stack.chain);
+  expect(new Set(clawed.map((e) => e.refId)).size).toBe(clawed.length);
+  expect(clawed).toHaveLength(refunds.length);
+  const clawedOnChain = clawed.reduce((sum, e) => sum + e.amount, 0n);
+  expect(clawedOnChain).toBe(BigInt(await scalar(api, "SELECT coalesce(sum(amount_wei), 0)::text FROM cashback_ledger WHERE status = 'clawed_back'")));
+  expect(clawedOnChain).toBe(refunds.reduce((sum, a) => sum + a.refund!.clawbackWei, 0n));
 
   // Nothing stuck in the adapter either.
   expect(await count(adapter, "SELECT count(*)::int AS n FROM mints WHERE status IN ('PENDING', 'SUBMITTED')")).toBe(0);
@@ -200,7 +216,7 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
   const report = await runReconcile(loadReconcileConfig(stack.reconcileEnv));
   if (report.differences.length) console.log(formatReport(report));
   expect(report.differences).toEqual([]);
-  expect(report.matched).toBe(PURCHASES);
+  expect(report.matched).toBe(PURCHASES + refunds.length);
 
   // Figures.
   const skipped = await stack.chain.reader.getContractEvents({ address: stack.chain.token, abi: cashbackTokenAbi, eventName: "MintSkipped", fromBlock: stack.chain.deployBlock, toBlock: "latest" });
@@ -210,7 +226,7 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
   console.log(
     [
       `chaos figures (seed ${SEED}; ${INSTANCES} instances of each service; shared 2-core machine):`,
-      `  purchases ${PURCHASES} accepted (${load.retries} client retries), all minted once; ${mintTxs} mint transactions`,
+      `  purchases ${PURCHASES} and refunds ${refunds.length} accepted (${load.retries} client retries); all minted / clawed back once; ${mintTxs} mint transactions`,
       `  SIGKILLs: adapter ${figures.kills.adapter}, consumer ${figures.kills.consumer}, api ${figures.kills.api}; SIGTERMs under load: adapter ${figures.sigterms.adapter}, consumer ${figures.sigterms.consumer}, api ${figures.sigterms.api}; restarts ${restarts}`,
       `  NATS restarts ${figures.natsRestarts}, Postgres restarts ${figures.postgresRestarts}, chain JSON-RPC cut ${figures.rpcCutMs / 1000} s`,
       `  duplicates refused by the contract: ${skipped.length} MintSkipped, ${reverted} reverted transactions`,
@@ -219,6 +235,14 @@ it(`${PURCHASES} purchases while every service is killed and restarted, NATS and
       `  SIGTERMs that did not end in a clean exit: ${figures.uncleanStops.join("; ") || "none"}`,
     ].join("\n"),
   );
+  // No service fell over by itself: every exit was one of ours (a crash logs "fatal error").
+  const crashes: string[] = [];
+  for (const file of await readdir(LOG_DIR)) {
+    for (const line of (await readFile(path.join(LOG_DIR, file), "utf8")).split("\n")) {
+      if (line.includes('"level":60') || line.includes("fatal error")) crashes.push(`${file}: ${line.slice(0, 300)}`);
+    }
+  }
+  expect(crashes).toEqual([]);
   expect(figures.natsRestarts + figures.postgresRestarts).toBe(2);
   for (const s of SERVICES) expect(figures.kills[s]).toBe(KILLS);
 });

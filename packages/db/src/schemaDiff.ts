@@ -22,6 +22,8 @@ export interface DiffSchemaOptions {
    * fields and Unsupported(...) fields entirely, so their tables/columns would look extra.
    */
   ignore?: string[];
+  /** Compare primary keys and unique indexes too (default true): idempotency rests on them. */
+  keys?: boolean;
 }
 
 interface ExpectedColumn {
@@ -48,7 +50,7 @@ type Dmmf = Awaited<ReturnType<typeof internals.getDMMF>>;
  * an empty list means they match. This stands in for `prisma migrate diff`, which needs the
  * native schema engine we can not install.
  */
-export async function diffSchemaWithDatabase({ schemaPath, connectionString, ignore = [] }: DiffSchemaOptions): Promise<string[]> {
+export async function diffSchemaWithDatabase({ schemaPath, connectionString, ignore = [], keys = true }: DiffSchemaOptions): Promise<string[]> {
   const dmmf = await internals.getDMMF({ datamodel: await readSchema(schemaPath) });
   const ignored = new Set(ignore);
   const expectedTables = expectedTablesOf(dmmf);
@@ -63,6 +65,8 @@ export async function diffSchemaWithDatabase({ schemaPath, connectionString, ign
     return [
       ...diffTables(expectedTables, actualTables, ignored),
       ...diffEnums(expectedEnums, actualEnums),
+      // Tables already reported missing have no keys to compare.
+      ...(keys ? diffKeys(expectedKeysOf(dmmf), await readKeys(client), new Set([...ignored, ...[...expectedTables.keys()].filter((t) => !actualTables.has(t))])) : []),
     ];
   } finally {
     await client.end();
@@ -182,6 +186,76 @@ function diffEnums(expected: Map<string, string[]>, actual: Map<string, string[]
   }
   for (const name of [...actual.keys()].sort()) {
     if (!expected.has(name)) differences.push(`extra enum type "${name}"`);
+  }
+  return differences;
+}
+
+interface TableKeys {
+  /** Columns of the primary key, in order; undefined for none. */
+  primary?: string[];
+  /** Each unique constraint or index (other than the primary key) as its ordered columns. */
+  unique: string[][];
+}
+
+// DMMF: field.isId / model.primaryKey.fields (@@id), field.isUnique / model.uniqueFields
+// (@@unique, lists of field names); fields map to columns through field.dbName.
+function expectedKeysOf(dmmf: Dmmf): Map<string, TableKeys> {
+  const keys = new Map<string, TableKeys>();
+  for (const model of dmmf.datamodel.models) {
+    const column = new Map(model.fields.map((f) => [f.name, f.dbName ?? f.name]));
+    const columns = (fields: readonly string[]) => fields.map((f) => column.get(f) ?? f);
+    const idField = model.fields.find((f) => f.isId);
+    const primary = model.primaryKey ? columns(model.primaryKey.fields) : idField ? [idField.dbName ?? idField.name] : undefined;
+    const unique = [...model.fields.filter((f) => f.isUnique).map((f) => [f.dbName ?? f.name]), ...model.uniqueFields.map((u) => columns(u))];
+    keys.set(model.dbName ?? model.name, { primary, unique });
+  }
+  return keys;
+}
+
+/**
+ * Primary keys and unique indexes (unique constraints are backed by one) of `public`, leaving out
+ * what a Prisma model can not express and a migration may add by hand: partial and expression
+ * indexes, and NULLS NOT DISTINCT (Postgres 15).
+ */
+async function readKeys(client: pg.Client): Promise<Map<string, TableKeys>> {
+  const { rows } = await client.query<{ table_name: string; primary: boolean; columns: string[] }>(
+    `SELECT t.relname AS table_name, ix.indisprimary AS primary,
+            array_agg(a.attname::text ORDER BY k.ord)::text[] AS columns
+       FROM pg_index ix
+       JOIN pg_class t ON t.oid = ix.indrelid
+       JOIN pg_namespace n ON n.oid = t.relnamespace
+       CROSS JOIN LATERAL unnest(ix.indkey) WITH ORDINALITY AS k(attnum, ord)
+       JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
+      WHERE n.nspname = 'public' AND ix.indisunique AND ix.indpred IS NULL AND ix.indexprs IS NULL AND NOT ix.indnullsnotdistinct
+        AND t.relname <> '_prisma_migrations'
+      GROUP BY t.relname, ix.indexrelid, ix.indisprimary`,
+  );
+  const keys = new Map<string, TableKeys>();
+  for (const row of rows) {
+    const entry = keys.get(row.table_name) ?? { unique: [] };
+    if (row.primary) entry.primary = row.columns;
+    else entry.unique.push(row.columns);
+    keys.set(row.table_name, entry);
+  }
+  return keys;
+}
+
+function diffKeys(expected: Map<string, TableKeys>, actual: Map<string, TableKeys>, ignored: Set<string>): string[] {
+  const differences: string[] = [];
+  const show = (cols: readonly string[] | undefined) => (cols ? `(${cols.join(", ")})` : "none");
+  const same = (a: readonly string[], b: readonly string[]) => a.join("\u0000") === b.join("\u0000");
+  for (const [table, want] of expected) {
+    if (ignored.has(table)) continue;
+    const have = actual.get(table) ?? { unique: [] };
+    if (show(want.primary) !== show(have.primary)) {
+      differences.push(`primary key mismatch on "${table}": schema expects ${show(want.primary)}, database has ${show(have.primary)}`);
+    }
+    for (const cols of want.unique) {
+      if (!have.unique.some((h) => same(h, cols))) differences.push(`missing unique index on "${table}" ${show(cols)}`);
+    }
+    for (const cols of have.unique) {
+      if (!want.unique.some((w) => same(w, cols))) differences.push(`extra unique index on "${table}" ${show(cols)} (no @unique / @@unique in the model)`);
+    }
   }
   return differences;
 }

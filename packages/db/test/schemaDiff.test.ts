@@ -57,6 +57,19 @@ describe("diffSchemaWithDatabase", () => {
     ]);
   });
 
+  it("reports primary keys and unique indexes that differ from the model", async () => {
+    const [{ primary, unique }] = (await query<{ primary: string; unique: string | null }>(
+      db.url,
+      `SELECT (SELECT conname FROM pg_constraint WHERE conrelid = 'purchases'::regclass AND contype = 'p') AS primary,
+              (SELECT indexname FROM pg_indexes WHERE tablename = 'purchases' AND indexdef LIKE 'CREATE UNIQUE%' AND indexname NOT LIKE '%pkey' LIMIT 1) AS unique`,
+    )) as [{ primary: string; unique: string | null }];
+    await query(db.url, `ALTER TABLE purchases DROP CONSTRAINT "${primary}" CASCADE; ${unique ? `DROP INDEX "${unique}";` : ""} CREATE UNIQUE INDEX stray_unique ON purchases (currency);`);
+    const found = await diff();
+    expect(found).toContain('primary key mismatch on "purchases": schema expects (id), database has none');
+    expect(found).toContain('extra unique index on "purchases" (currency) (no @unique / @@unique in the model)');
+    if (unique) expect(found.some((d) => d.startsWith('missing unique index on "purchases"'))).toBe(true);
+  });
+
   it("leaves out tables and columns listed in ignore", async () => {
     await query(db.url, "CREATE TABLE audit_log (id INT); ALTER TABLE purchases ADD COLUMN search tsvector;");
     expect(await diff()).toHaveLength(2);

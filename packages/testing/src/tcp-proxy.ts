@@ -16,6 +16,7 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
   let server: net.Server | undefined;
   let port = 0;
   let mode: ProxyMode = "up";
+  let accepted = 0;
 
   const track = (s: net.Socket) => {
     sockets.add(s);
@@ -24,6 +25,7 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
   const listen = () =>
     new Promise<void>((resolve, reject) => {
       const srv = net.createServer((client) => {
+        accepted++;
         track(client);
         client.on("error", () => client.destroy());
         if (mode === "hang") {
@@ -66,6 +68,10 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
     },
     get url() {
       return `http://127.0.0.1:${port}`;
+    },
+    /** Connections accepted so far, in any mode: whether a client reached for the target at all. */
+    get accepted() {
+      return accepted;
     },
     get mode() {
       return mode;

@@ -1,6 +1,7 @@
 import { expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorDetailSchema, TransactionStatus } from "@cashback/proto/blockchain/v1";
+import { waitFor } from "@cashback/testing";
 import { useTestStack } from "./support/adapter.ts";
 
 const stack = useTestStack({ BREAKER_FAILURES: "3", BREAKER_HALF_OPEN_AFTER_MS: "500", RPC_TIMEOUT_MS: "500", TX_MONITOR_INTERVAL_MS: "3600000" });
@@ -23,15 +24,17 @@ it("RPC down: calls fail retryable, the breaker opens and fails fast, then recov
   }
   expect(await circuitState()).toBe(1); // open
 
-  const started = performance.now();
+  // Fails fast: a stalled node would hold any request that reached it, and none does.
+  await stack.chain.proxy.hang();
+  const reached = stack.chain.proxy.accepted;
   const { code, detail } = await failure(stack.adapter.client.mintToken({ idempotencyKey: "while-open", to, amountWei: "1" }));
-  expect(performance.now() - started).toBeLessThan(200); // fails fast, nothing waits on the node
+  expect(stack.chain.proxy.accepted).toBe(reached); // nothing waited on the node
   expect(code).toBe(Code.Unavailable);
   expect(detail).toMatchObject({ retryable: true, reason: "CIRCUIT_OPEN" });
 
   await stack.chain.proxy.up();
-  await new Promise((r) => setTimeout(r, 600)); // halfOpenAfter
-  const balance = await stack.adapter.client.getBalance({ address: to });
+  // Half-open after BREAKER_HALF_OPEN_AFTER_MS: the first call that gets through closes it.
+  const balance = await waitFor("the breaker to let a call through", () => stack.adapter.client.getBalance({ address: to }).catch(() => undefined), { timeoutMs: 30_000 });
   expect(balance.blockNumber).toBeGreaterThan(0n);
   expect(await circuitState()).toBe(0); // closed
 

@@ -20,7 +20,7 @@ import { PurchaseSchema } from "./purchases/purchase-view.ts";
 import { PurchaseWriter } from "./purchases/purchase-writer.ts";
 import { RefundSchema } from "./purchases/refunds.ts";
 import { registerPurchaseRoutes } from "./purchases/routes.ts";
-import { ResultConsumer } from "./results/result-consumer.ts";
+import { RESULT_CONCURRENCY, ResultConsumer } from "./results/result-consumer.ts";
 import { ResultHandler } from "./results/result-handler.ts";
 import { RuleCache } from "./rules/rule-cache.ts";
 import { registerRuleRoutes, RuleSchema } from "./rules/routes.ts";
@@ -45,7 +45,8 @@ export async function startApi(config: ApiConfig, logger: Logger, opts: { deploy
   if (config.usingDevAdminKey) logger.info("using the development admin key (loopback only; set API_ADMIN_KEY for anything shared)");
 
   const metrics = createMetrics();
-  const db = createDb(config.databaseUrl);
+  // Prisma's pool: the result consumer's RESULT_CONCURRENCY transactions plus room for REST reads.
+  const db = createDb(config.databaseUrl, RESULT_CONCURRENCY + 4);
   const pool = createPool(config.databaseUrl, config.dbPoolSize);
   const relayPool = createPool(config.databaseUrl, 3);
   const keys = new KeyResolver({ db, adminKey: config.adminKey });
@@ -91,7 +92,7 @@ export async function startApi(config: ApiConfig, logger: Logger, opts: { deploy
     if (stopping || !config.relayEnabled) return;
     relay = new OutboxRelay({ pool: relayPool, nats: nc, logger, retentionMs: config.outboxRetentionMs, lingerMs: config.relayLingerMs, onPublished: (n) => metrics.outboxPublished.inc(n) });
     relay.start();
-    consumer = new ResultConsumer({ nats: nc, handler: new ResultHandler({ db, logger }), logger, metrics });
+    consumer = new ResultConsumer({ nats: nc, handler: new ResultHandler({ db, logger }), logger, metrics, concurrency: RESULT_CONCURRENCY });
     consumer.start();
     logger.info("outbox relay and result consumer running");
   })().catch((err: unknown) => logger.error({ err }, "NATS start-up failed"));

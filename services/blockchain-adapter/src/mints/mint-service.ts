@@ -1,12 +1,13 @@
 import type { CircuitBreakerPolicy } from "cockatiel";
 import { chainDown } from "../chain/circuit-breaker.ts";
 import { AdapterError, invalidArgument } from "../errors.ts";
-import { fromDecimal, RECORD_TX, toDecimal, type Db } from "../db.ts";
+import { fromDecimal, RECORD_TX, type Db } from "../db.ts";
 import { DEFAULT_METADATA_LIMITS, type MetadataLimits } from "../validation.ts";
 import type { Completions } from "./completions.ts";
 import { parseMintRequest, sameMint, type MintRequest } from "./mint-request.ts";
 import { toMintResult, type MintResult } from "./views.ts";
 import { requestTraceparent } from "../rpc/tracing.ts";
+import { txStore } from "../transactions/tx-store.ts";
 
 export const MAX_BATCH = 200;
 type MintInput = Parameters<typeof parseMintRequest>[0];
@@ -69,19 +70,7 @@ export class MintService {
   /** Inserts the new keys; returns which were new. A known key with other parameters, or a clawback's key, is refused. */
   private async record(requests: MintRequest[]): Promise<Set<string>> {
     return this.deps.db.$transaction(async (tx) => {
-      const created = await tx.mint.createManyAndReturn({
-        data: requests.map((r) => ({
-          idempotencyKey: r.idempotencyKey,
-          mintId: r.mintId,
-          toAddress: r.to,
-          amountWei: toDecimal(r.amountWei),
-          metadata: r.metadata,
-          traceparent: requestTraceparent(r.metadata),
-        })),
-        skipDuplicates: true,
-        select: { idempotencyKey: true },
-      });
-      const fresh = new Set(created.map((c) => c.idempotencyKey));
+      const fresh = await txStore.insertMints(tx, requests, (r) => requestTraceparent(r.metadata));
       // Keys are one namespace with clawbacks, so GetTransaction by key is never ambiguous.
       const clash = fresh.size ? await tx.clawback.findFirst({ where: { idempotencyKey: { in: [...fresh] } }, select: { idempotencyKey: true } }) : null;
       if (clash) throw new AdapterError("already_exists", "IDEMPOTENCY_KEY_REUSED", `idempotency key "${clash.idempotencyKey}" was used for a clawback`);

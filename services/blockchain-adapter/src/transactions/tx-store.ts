@@ -3,6 +3,7 @@ import type { Address, Hex, TransactionReceipt } from "viem";
 import type { ChainClient, SignedTx } from "../chain/chain-client.ts";
 import { clawbackStore } from "../clawbacks/clawback-store.ts";
 import { toDecimal, type Tx } from "../db.ts";
+import type { MintRequest } from "../mints/mint-request.ts";
 
 /**
  * Every status write of `blockchain_transactions` and `mints` (clawbacks: clawback-store.ts, which
@@ -12,6 +13,16 @@ import { toDecimal, type Tx } from "../db.ts";
  * database transaction (Prisma's `Tx`), except SendStore's hot path on `pg` below.
  */
 export const txStore = {
+  /** Records new keys as PENDING (with the trace each came in), returns the keys that were new (a known key is left as it is). */
+  async insertMints(t: Tx, requests: readonly MintRequest[], traceparentOf: (r: MintRequest) => string | null = () => null): Promise<Set<string>> {
+    const created = await t.mint.createManyAndReturn({
+      data: requests.map((r) => ({ idempotencyKey: r.idempotencyKey, mintId: r.mintId, toAddress: r.to, amountWei: toDecimal(r.amountWei), metadata: r.metadata, traceparent: traceparentOf(r) })),
+      skipDuplicates: true,
+      select: { idempotencyKey: true },
+    });
+    return new Set(created.map((c) => c.idempotencyKey));
+  },
+
   /** A transaction we signed, SUBMITTED, carrying `mintKeys` (now SUBMITTED on it). Returns its id. */
   async recordSigned(t: Tx, chain: ChainClient, signed: SignedTx, mintKeys: readonly string[] = []): Promise<bigint> {
     const row = await t.blockchainTransaction.create({ data: txRow(chain, signed) });
