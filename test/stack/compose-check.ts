@@ -1,5 +1,5 @@
 // Checks docker-compose.yml against the code: each of our services' environment names must be
-// ones its loadConfig reads (a typo would otherwise be ignored silently: every setting has a
+// ones its loadConfig reads (judged by effect: see reads()) (a typo would otherwise be ignored silently: every setting has a
 // default), its config must load from that environment, it must listen on 0.0.0.0 on the port it
 // publishes and health-checks, and every URL it is given must name a compose service on the port
 // that service listens on, with a depends_on on it. Pure: the caller gives the parsed file.
@@ -42,20 +42,25 @@ export function environmentOf(service: ComposeService, vars: Env = {}): Record<s
   return Object.fromEntries(entries.map(([k, v]) => [k, interpolate(v ?? "", vars)]));
 }
 
-/** The names `load(env)` reads, recorded through a Proxy. */
-export function namesRead(load: (env: Env) => unknown, env: Env): { names: Set<string>; error?: Error } {
-  const names = new Set<string>();
-  const proxy = new Proxy(env, {
-    get: (target, key) => (typeof key === "string" && names.add(key), Reflect.get(target, key)),
-    has: (target, key) => (typeof key === "string" && names.add(key), Reflect.has(target, key)),
-    getOwnPropertyDescriptor: (target, key) => (typeof key === "string" && names.add(key), Reflect.getOwnPropertyDescriptor(target, key)),
-  });
-  try {
-    load(proxy);
-    return { names };
-  } catch (err) {
-    return { names, error: err as Error };
-  }
+/**
+ * Whether `load` reads `name`: the result (or the error) changes when only that variable is given
+ * a value no setting accepts unchanged. By effect rather than by watching reads, because a config
+ * may copy the whole environment first (e.g. to resolve <NAME>_FILE secrets).
+ */
+export function reads(load: (env: Env) => unknown, env: Env, name: string): boolean {
+  const run = (e: Env) => {
+    try {
+      return `ok ${stable(load(e))}`;
+    } catch (err) {
+      return `error ${(err as Error).message}`;
+    }
+  };
+  return run(env) !== run({ ...env, [name]: "\u0001unusable" });
+}
+
+/** JSON of a config with its bigints, Maps and Sets. */
+function stable(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? `${v}n` : v instanceof Map ? [...v] : v instanceof Set ? [...v] : v));
 }
 
 /** "127.0.0.1:${API_PORT:-3000}:3000" -> 3000 (the container side). */
@@ -91,16 +96,17 @@ export function composeProblems(doc: { services?: Record<string, ComposeService>
     const service = services[name];
     if (!service) continue;
     const env = environmentOf(service, vars);
-    const { names, error } = namesRead(svc.loadConfig, env);
-    if (error) {
-      // it stopped reading at the error: the names after it are unknown, not wrong
-      problems.push(`${name}: its config does not load from the compose environment: ${error.message}`);
+    let config: Loaded;
+    try {
+      config = svc.loadConfig(env);
+    } catch (error) {
+      problems.push(`${name}: its config does not load from the compose environment: ${(error as Error).message}`);
       loaded.set(name, { env });
       continue;
     }
-    const known = new Set([...names, ...(svc.alsoReads ?? [])]);
-    for (const key of Object.keys(env)) if (!known.has(key)) problems.push(`${name}: ${key} is not read by its loadConfig (a typo?)`);
-    const config = svc.loadConfig(env);
+    for (const key of Object.keys(env)) {
+      if (!svc.alsoReads?.includes(key) && !reads(svc.loadConfig, env, key)) problems.push(`${name}: ${key} is not read by its loadConfig (a typo?)`);
+    }
     loaded.set(name, { env, config });
     listening.set(name, config.port);
     if (service.working_dir !== `/app/services/${name}`) problems.push(`${name}: working_dir is ${service.working_dir}, not /app/services/${name}`);

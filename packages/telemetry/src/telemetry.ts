@@ -132,3 +132,15 @@ export async function inSpan<T>(tracer: Tracer, name: string, opts: SpanOptions 
     span.end();
   }
 }
+
+/**
+ * A Connect (gRPC) client interceptor that sends the active span's W3C traceparent as call
+ * metadata, so the server continues the caller's trace.
+ */
+export function traceparentInterceptor<Req extends { header: Headers }, Res>(next: (req: Req) => Promise<Res>): (req: Req) => Promise<Res> {
+  return (req) => {
+    const tp = currentTraceparent();
+    if (tp) req.header.set("traceparent", tp);
+    return next(req);
+  };
+}

@@ -135,6 +135,8 @@ describe("one purchase, traced through the system, with secrets that never reach
       return p.body.cashback?.status === "minted" ? p.body : undefined;
     }, { timeoutMs: 90_000, intervalMs: 200 });
     expect(minted.cashback.tx_hash).toMatch(/^0x[0-9a-f]{64}$/);
+    const trace = await call(`/v1/purchases/${purchase.body.id}/trace`, merchantKey);
+    expect(trace.body.outbox[0].trace_id).toBe(TRACE_ID); // from a purchase id to its trace
 
     const traced = (name: keyof typeof lines) => lines[name].filter((l) => parse(l)?.trace_id === TRACE_ID);
     // The API logs the result event it applied in the purchase's trace; the consumer the mint it confirmed; the adapter the call it answered.

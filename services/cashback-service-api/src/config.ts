@@ -72,7 +72,7 @@ export interface ShopperConfig {
 
 export function loadConfig(given: Record<string, string | undefined> = process.env): ApiConfig {
   // Secrets from the environment or from <NAME>_FILE (never logged).
-  const env = resolveSecretFiles(given, ["API_ADMIN_KEY", "ADAPTER_AUTH_TOKEN", "API_DATABASE_URL", "NATS_URL"]);
+  const env = resolveSecretFiles(given, ["API_ADMIN_KEY", "ADAPTER_AUTH_TOKEN", "API_DATABASE_URL", "NATS_URL", "CHAIN_RPC_URL"]);
   const host = str(env, "API_HOST", "127.0.0.1");
   const adminKey = optionalStr(env, "API_ADMIN_KEY");
   // The development key (the default, or named explicitly as `npm start` does) only on loopback.
@@ -129,7 +129,7 @@ function loadShopperConfig(env: Record<string, string | undefined>): ShopperConf
     chainId,
     chainName: str(env, "SHOPPER_CHAIN_NAME", chainId === 31337 ? "Hardhat local" : `Chain ${chainId}`),
     chainRpcUrl,
-    walletRpcUrl: optionalStr(env, "SHOPPER_RPC_URL") ? httpUrl(env, "SHOPPER_RPC_URL", chainRpcUrl) : chainRpcUrl,
+    walletRpcUrl: optionalStr(env, "SHOPPER_RPC_URL") ? httpUrl(env, "SHOPPER_RPC_URL", chainRpcUrl) : publishableRpcUrl(chainRpcUrl),
     explorerUrl: explorer ? httpUrl(env, "SHOPPER_EXPLORER_URL", explorer).replace(/\/+$/, "") : undefined,
     tokenAddress: tokenAddress ? getAddress(tokenAddress) : undefined,
     publicOrigins: origins === undefined ? undefined : parseOrigins(origins),
@@ -183,4 +183,16 @@ function bool(env: Record<string, string | undefined>, name: string, fallback: b
   if (/^(1|true|yes)$/i.test(value)) return true;
   if (/^(0|false|no)$/i.test(value)) return false;
   throw new ConfigError(`${name} must be true or false, got "${value}"`);
+}
+
+/**
+ * The shopper page hands its RPC URL to every browser. CHAIN_RPC_URL may carry a provider's key
+ * (in the user info, path or query), so it is only reused when it has none of them.
+ */
+function publishableRpcUrl(chainRpcUrl: string): string {
+  const u = new URL(chainRpcUrl);
+  if (u.username || u.password || (u.pathname !== "/" && u.pathname !== "") || u.search) {
+    throw new ConfigError("SHOPPER_RPC_URL is required when CHAIN_RPC_URL has credentials, a path or a query (the shopper page would publish them)");
+  }
+  return chainRpcUrl;
 }

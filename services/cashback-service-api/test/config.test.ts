@@ -53,6 +53,10 @@ describe("loadConfig", () => {
     [{ CHAIN_ID: "0x7a69" }, "CHAIN_ID"],
     [{ CHAIN_RPC_URL: "ws://127.0.0.1:8545" }, "CHAIN_RPC_URL"],
     [{ SHOPPER_RPC_URL: "nope" }, "SHOPPER_RPC_URL"],
+    // A provider key in CHAIN_RPC_URL must not reach every shopper's browser.
+    [{ CHAIN_RPC_URL: "https://eth.example.com/v3/secret-project-key" }, "SHOPPER_RPC_URL"],
+    [{ CHAIN_RPC_URL: "https://user:pass@eth.example.com" }, "SHOPPER_RPC_URL"],
+    [{ CHAIN_RPC_URL: "https://eth.example.com/?apikey=secret" }, "SHOPPER_RPC_URL"],
     [{ SHOPPER_EXPLORER_URL: "ftp://x" }, "SHOPPER_EXPLORER_URL"],
     [{ TOKEN_ADDRESS: "0x123" }, "TOKEN_ADDRESS"],
     [{ API_PUBLIC_ORIGINS: "https://cashback.example.com/app" }, "API_PUBLIC_ORIGINS"],

@@ -32,7 +32,8 @@ export const BUMP_PERCENT = 125n;
  */
 export function replacementFees(old: Fees, market: Fees, cap: bigint): Fees | undefined {
   if (old.maxFeePerGas >= cap) return undefined;
-  const bump = (was: bigint, now: bigint) => min(max((was * BUMP_PERCENT) / 100n, now), cap);
+  // Rounded up: at a few wei, rounding down would offer less than the +10% a node wants.
+  const bump = (was: bigint, now: bigint) => min(max((was * BUMP_PERCENT + 99n) / 100n, now), cap);
   const maxFeePerGas = bump(old.maxFeePerGas, market.maxFeePerGas);
   return { maxFeePerGas, maxPriorityFeePerGas: min(bump(old.maxPriorityFeePerGas, market.maxPriorityFeePerGas), maxFeePerGas) };
 }

@@ -1,5 +1,6 @@
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { traceparentInterceptor } from "@cashback/telemetry";
 import { BlockchainService } from "@cashback/proto/blockchain/v1";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics.ts";
@@ -21,7 +22,7 @@ export class BalanceReader {
       req.header.set("authorization", `Bearer ${deps.token}`);
       return next(req);
     };
-    this.client = createClient(BlockchainService, createConnectTransport({ baseUrl: deps.adapterUrl, httpVersion: "1.1", interceptors: [bearer] }));
+    this.client = createClient(BlockchainService, createConnectTransport({ baseUrl: deps.adapterUrl, httpVersion: "1.1", interceptors: [bearer, traceparentInterceptor] }));
   }
 
   async balanceOf(address: string): Promise<BalanceAnswer> {

@@ -1,4 +1,5 @@
 import Type from "typebox";
+import { traceIdOf } from "@cashback/telemetry";
 import type { Db } from "../db.ts";
 import type { Purchase } from "../generated/prisma/client.ts";
 import { Bytes32, Nullable, Timestamp, Uuid } from "../http/schemas.ts";
@@ -20,6 +21,7 @@ export const TraceSchema = Type.Object({
       published_at: Nullable(Timestamp),
       attempts: Nullable(Type.Integer()),
       last_error: Nullable(Type.String()),
+      trace_id: Nullable(Type.String({ description: "the OpenTelemetry trace the event was written in (its traceparent header): grep the services' logs for it" })),
     }),
     { description: "the events this purchase's entries were announced with" },
   ),
@@ -60,6 +62,7 @@ export async function purchaseTrace(db: Db, purchase: Purchase) {
         published_at: row?.publishedAt?.toISOString() ?? null,
         attempts: row?.attempts ?? null,
         last_error: row?.lastError ?? null,
+        trace_id: traceIdOf((row?.headers as Record<string, string> | undefined)?.traceparent) ?? null,
       } as const;
     }),
     results: results.map((r) => ({

@@ -1,7 +1,7 @@
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { BlockchainService } from "@cashback/proto/blockchain/v1";
-import { currentTraceparent } from "@cashback/telemetry";
+import { traceparentInterceptor } from "@cashback/telemetry";
 import type { RequestEvent } from "../requests/machine.ts";
 import { eventFromError, eventFromStatus, type StatusAnswer } from "./classify.ts";
 
@@ -36,13 +36,8 @@ export function createAdapterClient(opts: { baseUrl: string; token: string; tran
     req.header.set("authorization", `Bearer ${opts.token}`);
     return next(req);
   };
-  // W3C trace context of the active span (the request's), in the call's metadata.
-  const traceparent: Interceptor = (next) => async (req) => {
-    const tp = currentTraceparent();
-    if (tp) req.header.set("traceparent", tp);
-    return next(req);
-  };
-  const transport = opts.transport ?? createGrpcTransport({ baseUrl: opts.baseUrl, interceptors: [bearer, traceparent], pingIntervalMs: 15_000 });
+  // The W3C trace context of the active span (the request's) goes along as call metadata.
+  const transport = opts.transport ?? createGrpcTransport({ baseUrl: opts.baseUrl, interceptors: [bearer, traceparentInterceptor], pingIntervalMs: 15_000 });
   return createClient(BlockchainService, transport);
 }
 

@@ -3,6 +3,7 @@ import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import { decodeEvent, DLQ_HEADERS, REPLAY_HEADER, STREAMS } from "@cashback/events";
 import type { Logger } from "@cashback/runtime";
+import { context, contextFrom } from "@cashback/telemetry";
 import type { Metrics } from "../metrics.ts";
 import type { IntakeItem, IntakeResult, RequestStore } from "../requests/store.ts";
 import { plainHeaders, publishDeadLetter } from "./dead-letters.ts";
@@ -193,6 +194,14 @@ export class Intake {
       metrics.events.inc({ outcome: "duplicate" }, result.duplicates);
       if (result.conflicts) metrics.deadLetters.inc({ reason: "CONFLICTING_DUPLICATE" }, result.conflicts);
       if (result.created > 0 || result.revived > 0) this.deps.onRecorded?.(result);
+      // At debug, a line per event in its own trace: when the consumer took it (latency hunting).
+      if (this.deps.logger.isLevelEnabled("debug")) {
+        for (const item of items) {
+          context.with(contextFrom(item.headers.traceparent, context.active()), () =>
+            this.deps.logger.debug({ eventId: item.event.id, type: item.event.type, seq: item.streamSeq }, "event recorded"),
+          );
+        }
+      }
     }
     for (const d of dead) {
       this.deps.logger.warn({ subject: d.msg.subject, seq: d.msg.info.streamSequence, reason: d.reason, message: d.message }, "dead-lettering a message");
