@@ -108,7 +108,11 @@ export function reconcile(ledger: readonly LedgerRow[], chain: ChainFacts): Repo
 
     if (!FINAL_WITH_EVENT.has(row.status) && !FINAL_WITHOUT_EVENT.has(row.status)) {
       inFlight++;
-      if (onChain) inFlightOnChain++;
+      if (onChain) {
+        // Already on chain (the ledger hears of it a moment later): the balance holds it.
+        inFlightOnChain++;
+        add(onChain.wallet, row.kind === "accrual" ? onChain.amount : -onChain.amount);
+      }
       continue;
     }
     if (FINAL_WITHOUT_EVENT.has(row.status)) {

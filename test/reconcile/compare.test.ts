@@ -63,9 +63,9 @@ describe("reconcile (pure)", () => {
       differences: [{ kind: "on_chain_but_failed", entryId: "e1", chainId: mintIdOf("e1"), txHash: TX1 }],
     },
     {
-      name: "entries in flight are counted, not differences, even when their event is already on chain",
+      name: "entries in flight are counted, not differences, even when their event is already on chain (and the balance holds it)",
       ledger: [accrual("e1", { status: "pending", txHash: null }), clawback("c1", "r1", { status: "clawback_pending", txHash: null })],
-      chain: facts({ minted: [{ mintId: mintIdOf("e1"), to: A, amount: 100n, txHash: TX1 }] }),
+      chain: facts({ minted: [{ mintId: mintIdOf("e1"), to: A, amount: 100n, txHash: TX1 }], balances: new Map([[a, 100n]]) }),
       matched: 0,
       inFlight: 2,
       differences: [],
