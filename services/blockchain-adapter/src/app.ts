@@ -11,7 +11,7 @@ import { createChainBreaker } from "./chain/circuit-breaker.ts";
 import { isCircuitOpen, isTransportError, shortMessage } from "./chain/rpc-errors.ts";
 import { ClawbackService } from "./clawbacks/clawback-service.ts";
 import { LOCAL_CHAIN_ID } from "@cashback/token";
-import type { AdapterConfig } from "./config.ts";
+import { devKeyRefused, type AdapterConfig } from "./config.ts";
 import { createDb, isDatabaseUnavailable } from "./db.ts";
 import { AdapterError } from "./errors.ts";
 import { backoffMs, FailureStreak } from "./failure-streak.ts";
@@ -82,7 +82,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
     });
     const chain = await step("the chain", () => ChainClient.connect({ ...config, breaker, metrics, deploymentsDir: opts.deploymentsDir }));
     if (config.usingDevKey && chain.chainId !== LOCAL_CHAIN_ID) {
-      throw new Error(`ADAPTER_PRIVATE_KEY is unset: the public dev key is only allowed on chain ${LOCAL_CHAIN_ID}`);
+      throw new Error(devKeyRefused(config));
     }
     logger.info({ chainId: chain.chainId, tokenAddress: chain.token, signer: chain.signerAddress }, "chain connected");
 

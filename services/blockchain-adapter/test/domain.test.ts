@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { encodeEventTopics, encodeAbiParameters, keccak256, stringToHex, type Log } from "viem";
-import { cashbackTokenAbi } from "@cashback/token";
+import { cashbackTokenAbi, DEV_ADAPTER_KEY } from "@cashback/token";
 import { ConfigError } from "@cashback/runtime";
 import { clawbackOutcomes, encodeClawback, encodeMints, mintOutcomes } from "../src/chain/token-calls.ts";
 import { parseClawbackRequest, refIdFor, sameClawback } from "../src/clawbacks/clawback-request.ts";
-import { loadConfig } from "../src/config.ts";
+import { devKeyRefused, loadConfig } from "../src/config.ts";
 import { isDatabaseUnavailable } from "../src/db.ts";
 import { Writable } from "node:stream";
 import { createLogger } from "@cashback/runtime";
@@ -216,6 +216,15 @@ describe("config", () => {
     expect(() => loadConfig({ ADAPTER_SIGNER_KEYS: a, ADAPTER_PRIVATE_KEY: b })).toThrow(/not both/);
     expect(loadConfig({}).gasEstimate).toBe("bound");
     expect(() => loadConfig({ MINT_GAS_ESTIMATE: "sometimes" })).toThrow(/MINT_GAS_ESTIMATE/);
+  });
+
+  it("names the variable the dev key came from when refusing it off the local chain", () => {
+    const dev = DEV_ADAPTER_KEY;
+    const other = "0x" + "11".repeat(32);
+    expect(devKeyRefused(loadConfig({}))).toMatch(/^ADAPTER_PRIVATE_KEY is unset or holds the public dev key/);
+    const lanes = loadConfig({ ADAPTER_SIGNER_KEYS: `${other},${dev}` });
+    expect(lanes.usingDevKey).toBe(true);
+    expect(devKeyRefused(lanes)).toMatch(/^ADAPTER_SIGNER_KEYS holds the public dev key/);
   });
 
   it("refuses to listen beyond loopback without an explicit token", () => {
