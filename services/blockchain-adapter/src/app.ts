@@ -94,7 +94,8 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
     const needsEstimate = new Set<string>();
     const settlement = new Settlement({ db: database, chain, completions, logger, metrics, confirmations: config.confirmations, needsEstimate });
     const receipts = new ReceiptWatcher({ chain, settlement, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs });
-    const sendStore = new SendStore(config.databaseUrl);
+    // Each lane holds one client through its broadcast; one spare so a lane never waits on another's.
+    const sendStore = new SendStore(config.databaseUrl, config.signerKeys.length + 1);
     const lanes: Lane[] = [];
     const sender = { requireChainCheck: () => signers.requireChainCheck() };
     for (const [i, key] of config.signerKeys.entries()) {
