@@ -4,7 +4,7 @@ import { ErrorDetailSchema, TransactionStatus } from "@cashback/proto/blockchain
 import { waitFor } from "@cashback/testing";
 import { useTestStack } from "./support/adapter.ts";
 
-const stack = useTestStack({ BREAKER_FAILURES: "3", BREAKER_HALF_OPEN_AFTER_MS: "500", RPC_TIMEOUT_MS: "500", TX_MONITOR_INTERVAL_MS: "3600000" });
+const stack = useTestStack({ BREAKER_FAILURES: "3", BREAKER_HALF_OPEN_AFTER_MS: "5000", RPC_TIMEOUT_MS: "500", TX_MONITOR_INTERVAL_MS: "3600000" });
 const to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
 const circuitState = async () => Number(/adapter_chain_circuit_state (\d)/.exec(await (await fetch(`${stack.adapter.baseUrl}/metrics`)).text())?.[1]);
