@@ -32,7 +32,7 @@ describe("signer lanes", () => {
     const underpriced = await privateKeyToAccount(stuckKey).signTransaction({ type: "eip1559", chainId: chain.chainId, nonce: held, to: stuck, gas: 21_000n, maxFeePerGas: 1n, maxPriorityFeePerGas: 0n });
     await node.sendRawTransaction({ serializedTransaction: underpriced });
 
-    const a = await startTestAdapter(chain, { ADAPTER_SIGNER_KEYS: `${stuckKey},${freeKey}`, RECEIPT_TIMEOUT_MS: "4000", TX_STUCK_AFTER_MS: "3600000" });
+    const a = await startTestAdapter(chain, { ADAPTER_SIGNER_KEYS: `${stuckKey},${freeKey}`, MINT_BATCH_MAX: "2", RECEIPT_TIMEOUT_MS: "4000", TX_STUCK_AFTER_MS: "3600000" });
     try {
       // The node's pending count does not include an underpriced transaction: lane A starts after it.
       await a.adapter.db.walletNonce.update({ where: { chainId_address: { chainId: chain.chainId, address: stuck } }, data: { nextNonce: BigInt(held + 1) } });
