@@ -157,6 +157,8 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
       dispatcher,
       lanes: signers,
       completions,
+      /** Mints to estimate before they are sent again (read by tests). */
+      needsEstimate: needsEstimate as ReadonlySet<string>,
       /** Stops taking calls, lets in-flight work finish, closes connections. */
       async stop() {
         await server.close();

@@ -200,10 +200,22 @@ export class MintDispatcher {
     return (await this.mintRound()) + (await this.clawbackRound());
   }
 
-  private mintRound(): Promise<number> {
+  private async mintRound(): Promise<number> {
     const { sendStore, alwaysEstimate, needsEstimate } = this.deps;
+    if (needsEstimate?.size) await this.forgetFinished(needsEstimate);
     if (sendStore && !alwaysEstimate && (needsEstimate?.size ?? 0) === 0) return this.boundedMintRound(sendStore);
     return this.estimatedMintRound();
+  }
+
+  /**
+   * Drops from `needsEstimate` the mints that reached a final state by any way (refused here,
+   * settled from the chain, sent by another adapter): left there, they would keep every later
+   * round off the bounded path. Only final states: a key is added before its re-queue commits.
+   */
+  private async forgetFinished(needsEstimate: Set<string>): Promise<void> {
+    const rows = await this.deps.db.$queryRaw<{ idempotency_key: string }[]>`
+      SELECT idempotency_key FROM mints WHERE idempotency_key = ANY(${[...needsEstimate]}) AND status IN ('CONFIRMED', 'FAILED')`;
+    for (const r of rows) needsEstimate.delete(r.idempotency_key);
   }
 
   /**
