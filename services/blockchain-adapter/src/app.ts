@@ -6,6 +6,7 @@ import { BlockchainService, file_cashback_blockchain_v1_blockchain } from "@cash
 import { ensureDatabase, migrate } from "@cashback/db";
 import { redactUrl, type Logger } from "@cashback/runtime";
 import { ChainClient } from "./chain/chain-client.ts";
+import { SignerBalances } from "./chain/signer-balances.ts";
 import { ensureChainContinuity } from "./chain/chain-continuity.ts";
 import { createChainBreaker } from "./chain/circuit-breaker.ts";
 import { isCircuitOpen, isTransportError, shortMessage } from "./chain/rpc-errors.ts";
@@ -122,8 +123,8 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
       lanes.push({ chain: laneChain, nonces, dispatcher, monitor });
     }
     const signers = new SignerLanes(lanes);
-    metrics.sources.signers = lanes.map((l) => l.chain.signerAddress);
-    metrics.sources.balanceWei = (address) => chain.client.getBalance({ address });
+    const balances = new SignerBalances({ rpcUrl: config.rpcUrl, timeoutMs: config.rpcTimeoutMs, signers: lanes.map((l) => l.chain.signerAddress), intervalMs: 10_000 });
+    metrics.sources.balances = () => balances.current;
     if (lanes.length > 1) logger.info({ signers: lanes.map((l) => l.chain.signerAddress) }, `${lanes.length} signer lanes`);
     const dispatcher = signers;
     const monitor = signers;
@@ -145,6 +146,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
       return true;
     };
     signers.start();
+    balances.start();
     logger.info({ port: server.port }, "blockchain adapter ready");
 
     return {
@@ -163,6 +165,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
       async stop() {
         await server.close();
         await signers.stop();
+        await balances.stop();
         await receipts.stop();
         await sendStore.close();
         await database.$disconnect();

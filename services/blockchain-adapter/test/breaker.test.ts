@@ -41,3 +41,13 @@ it("RPC down: calls fail retryable, the breaker opens and fails fast, then recov
   const minted = await stack.adapter.client.mintToken({ idempotencyKey: "after-recovery", to, amountWei: "1" });
   expect(minted.status).toBe(TransactionStatus.CONFIRMED);
 });
+
+it("/metrics scrapes while the node is down never count toward opening the breaker", async () => {
+  await stack.chain.proxy.down();
+  try {
+    // Three failed chain calls open it; a scrape reads the last balances, it does not ask the node.
+    for (let i = 0; i < 5; i++) expect(await circuitState()).toBe(0);
+  } finally {
+    await stack.chain.proxy.up();
+  }
+});
