@@ -13,6 +13,7 @@ import { Completions } from "../src/mints/completions.ts";
 import { quote } from "../src/validation.ts";
 import { mintIdFor, parseMintRequest, sameMint } from "../src/mints/mint-request.ts";
 import { nextNonce } from "../src/nonces/nonce-policy.ts";
+import { HeldMints } from "../src/mints/dispatcher.ts";
 
 const token = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 const to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
@@ -283,5 +284,19 @@ describe("isDatabaseUnavailable", () => {
     [null, false, "null"],
   ])("%j -> %s (%s)", (err, expected, _why) => {
     expect(isDatabaseUnavailable(err)).toBe(expected);
+  });
+});
+
+describe("HeldMints (shared by the signer lanes)", () => {
+  it("holds a round's keys from its broadcast; a commit releases them, a failed one keeps them until the chain is asked", () => {
+    const held = new HeldMints();
+    held.sending(["a", "b"]);
+    expect([...held.keys]).toEqual(["a", "b"]); // no other lane claims them while in flight
+    expect(held.waiting).toBe(false); // in flight only: nothing to ask the chain about
+    held.sent(["a"], true);
+    expect([...held.keys]).toEqual(["b"]);
+    held.sent(["b"], false); // commit failed after the broadcast: in doubt
+    expect([...held.keys]).toEqual(["b"]);
+    expect(held.waiting).toBe(true);
   });
 });
