@@ -20,14 +20,14 @@ const minter =
 
 try {
   const { deployment } = await deployToken({ rpcUrl, deployerKey, minter, extraMinters: lanes.slice(1), log: (l) => console.log(l) });
-  if (deployment.chainId === LOCAL_CHAIN_ID) await fundLocally(lanes.slice(1));
+  if (deployment.chainId === LOCAL_CHAIN_ID) await fundLocally(lanes);
   console.log(JSON.stringify({ chainId: deployment.chainId, address: deployment.address, minter: deployment.minter }));
 } catch (err) {
   console.error(`deploy failed: ${(err as Error).message.split("\n")[0]}`);
   process.exitCode = 1;
 }
 
-/** Gas money for extra signers on the local chain (the dev accounts are funded already). */
+/** Gas money for every signer lane on the local chain that holds less than 1 ETH (the dev accounts hold more, so they are skipped). */
 async function fundLocally(addresses: readonly Address[]) {
   const reader = createPublicClient({ transport: http(rpcUrl) });
   const wallet = createWalletClient({ account: privateKeyToAccount(deployerKey), transport: http(rpcUrl) });

@@ -6,18 +6,19 @@ import { BlockchainService, file_cashback_blockchain_v1_blockchain } from "@cash
 import { ensureDatabase, migrate } from "@cashback/db";
 import { redactUrl, type Logger } from "@cashback/runtime";
 import { ChainClient } from "./chain/chain-client.ts";
+import { SignerBalances } from "./chain/signer-balances.ts";
 import { ensureChainContinuity } from "./chain/chain-continuity.ts";
 import { createChainBreaker } from "./chain/circuit-breaker.ts";
 import { isCircuitOpen, isTransportError, shortMessage } from "./chain/rpc-errors.ts";
 import { ClawbackService } from "./clawbacks/clawback-service.ts";
 import { LOCAL_CHAIN_ID } from "@cashback/token";
-import type { AdapterConfig } from "./config.ts";
+import { devKeyRefused, type AdapterConfig } from "./config.ts";
 import { createDb, isDatabaseUnavailable } from "./db.ts";
 import { AdapterError } from "./errors.ts";
 import { backoffMs, FailureStreak } from "./failure-streak.ts";
 import { createMetrics } from "./metrics.ts";
 import { Completions } from "./mints/completions.ts";
-import { MintDispatcher } from "./mints/dispatcher.ts";
+import { HeldMints, MintDispatcher } from "./mints/dispatcher.ts";
 import { MintService } from "./mints/mint-service.ts";
 import { ReceiptWatcher } from "./transactions/receipt-watcher.ts";
 import { Settlement } from "./mints/settlement.ts";
@@ -82,7 +83,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
     });
     const chain = await step("the chain", () => ChainClient.connect({ ...config, breaker, metrics, deploymentsDir: opts.deploymentsDir }));
     if (config.usingDevKey && chain.chainId !== LOCAL_CHAIN_ID) {
-      throw new Error(`ADAPTER_PRIVATE_KEY is unset: the public dev key is only allowed on chain ${LOCAL_CHAIN_ID}`);
+      throw new Error(devKeyRefused(config));
     }
     logger.info({ chainId: chain.chainId, tokenAddress: chain.token, signer: chain.signerAddress }, "chain connected");
 
@@ -92,9 +93,12 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
     const completions = new Completions();
     // Mints back from a bounded transaction that reverted: every lane estimates them before sending.
     const needsEstimate = new Set<string>();
+    // Mint keys no lane may send now (used by a transaction not yet mined, or a round in doubt).
+    const held = new HeldMints();
     const settlement = new Settlement({ db: database, chain, completions, logger, metrics, confirmations: config.confirmations, needsEstimate });
     const receipts = new ReceiptWatcher({ chain, settlement, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs });
-    const sendStore = new SendStore(config.databaseUrl);
+    // Each lane holds one client through its broadcast; one spare so a lane never waits on another's.
+    const sendStore = new SendStore(config.databaseUrl, config.signerKeys.length + 1);
     const lanes: Lane[] = [];
     const sender = { requireChainCheck: () => signers.requireChainCheck() };
     for (const [i, key] of config.signerKeys.entries()) {
@@ -114,6 +118,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
         batchWindowMs: config.batchWindowMs,
         maxBackoffMs: Math.min(5_000, config.breakerHalfOpenAfterMs),
         needsEstimate,
+        held,
         alwaysEstimate: config.gasEstimate === "always",
         sendStore,
       });
@@ -121,8 +126,8 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
       lanes.push({ chain: laneChain, nonces, dispatcher, monitor });
     }
     const signers = new SignerLanes(lanes);
-    metrics.sources.signers = lanes.map((l) => l.chain.signerAddress);
-    metrics.sources.balanceWei = (address) => chain.client.getBalance({ address });
+    const balances = new SignerBalances({ rpcUrl: config.rpcUrl, timeoutMs: config.rpcTimeoutMs, signers: lanes.map((l) => l.chain.signerAddress), intervalMs: 10_000 });
+    metrics.sources.balances = () => balances.current;
     if (lanes.length > 1) logger.info({ signers: lanes.map((l) => l.chain.signerAddress) }, `${lanes.length} signer lanes`);
     const dispatcher = signers;
     const monitor = signers;
@@ -144,6 +149,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
       return true;
     };
     signers.start();
+    balances.start();
     logger.info({ port: server.port }, "blockchain adapter ready");
 
     return {
@@ -156,10 +162,13 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
       dispatcher,
       lanes: signers,
       completions,
+      /** Mints to estimate before they are sent again (read by tests). */
+      needsEstimate: needsEstimate as ReadonlySet<string>,
       /** Stops taking calls, lets in-flight work finish, closes connections. */
       async stop() {
         await server.close();
         await signers.stop();
+        await balances.stop();
         await receipts.stop();
         await sendStore.close();
         await database.$disconnect();

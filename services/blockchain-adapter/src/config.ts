@@ -1,6 +1,6 @@
 import { getAddress, isAddress, type Address, type Hex } from "viem";
 import { ConfigError, int, isLoopback, optionalStr, str, url, resolveSecretFiles } from "@cashback/runtime";
-import { DEV_ADAPTER_KEY } from "@cashback/token";
+import { DEV_ADAPTER_KEY, LOCAL_CHAIN_ID } from "@cashback/token";
 import type { ServerLimits } from "./rpc/server.ts";
 import type { MetadataLimits } from "./validation.ts";
 
@@ -22,6 +22,8 @@ export interface AdapterConfig {
   signerKeys: Hex[];
   /** True when a signer key is the public dev key, allowed on the local chain only. */
   usingDevKey: boolean;
+  /** The variable the signer keys came from (named in errors about them). */
+  signerKeysFrom: "ADAPTER_SIGNER_KEYS" | "ADAPTER_PRIVATE_KEY";
   /** Token address; when unset it is read from deployments/<chainId>.json. */
   tokenAddress?: Address;
   /** First block to search for the token's events when tokenAddress is given (default 0). */
@@ -89,6 +91,7 @@ export function loadConfig(given: Record<string, string | undefined> = process.e
     signerKeys,
     // The public dev key (Hardhat account #1) is only accepted on the local chain (see app.ts).
     usingDevKey: signerKeys.some((k) => k.toLowerCase() === DEV_ADAPTER_KEY),
+    signerKeysFrom: optionalStr(env, "ADAPTER_SIGNER_KEYS") === undefined ? "ADAPTER_PRIVATE_KEY" : "ADAPTER_SIGNER_KEYS",
     tokenAddress: tokenAddress ? getAddress(tokenAddress) : undefined,
     tokenDeployBlock: optionalStr(env, "TOKEN_DEPLOY_BLOCK") ? BigInt(int(env, "TOKEN_DEPLOY_BLOCK", 0)) : undefined,
     logQueryBlocks: int(env, "LOG_QUERY_BLOCKS", 10_000, { min: 1 }),
@@ -111,6 +114,12 @@ export function loadConfig(given: Record<string, string | undefined> = process.e
       maxValueChars: int(env, "METADATA_MAX_VALUE_CHARS", 512, { min: 1, max: 65_536 }),
     },
   };
+}
+
+/** Why start-up stops when a signer key is the public dev key on a chain other than the local one. */
+export function devKeyRefused(config: Pick<AdapterConfig, "signerKeysFrom">): string {
+  const source = config.signerKeysFrom === "ADAPTER_SIGNER_KEYS" ? "ADAPTER_SIGNER_KEYS holds" : "ADAPTER_PRIVATE_KEY is unset or holds";
+  return `${source} the public dev key: it is only allowed on chain ${LOCAL_CHAIN_ID}`;
 }
 
 const KEY = /^0x[0-9a-fA-F]{64}$/;

@@ -3,8 +3,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 /** The adapter's Prometheus metrics, on a registry of its own (served at GET /metrics). */
 export function createMetrics() {
   const registry = new Registry();
-  /** Set once the chain is connected: each signer lane's address, and how to read a balance. */
-  const sources: { signers?: readonly string[]; balanceWei?: (address: `0x${string}`) => Promise<bigint> } = {};
+  /** Set once the chain is connected: each signer lane's last read balance (see SignerBalances). */
+  const sources: { balances?: () => ReadonlyMap<string, bigint> } = {};
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
   return {
@@ -12,17 +12,14 @@ export function createMetrics() {
     sources,
     signerBalance: new Gauge({
       name: "adapter_signer_balance_wei",
-      help: "Each signer's native balance (gas money), read from the chain at each scrape; absent while the chain does not answer",
+      help: "Each signer's native balance (gas money), read from the chain every 10 s; absent while the chain does not answer",
       labelNames: ["signer"] as const,
       registers,
-      async collect() {
-        const { signers, balanceWei } = sources;
-        if (!signers || !balanceWei) return;
-        const balances = await Promise.all(signers.map((s) => balanceWei(s as `0x${string}`).catch(() => undefined)));
+      collect() {
+        const balances = sources.balances?.();
+        if (!balances) return;
         this.reset(); // no stale figure while the chain is unreachable
-        signers.forEach((signer, i) => {
-          if (balances[i] !== undefined) this.set({ signer }, Number(balances[i]));
-        });
+        for (const [signer, wei] of balances) this.set({ signer }, Number(wei));
       },
     }),
     circuitState: new Gauge({

@@ -4,7 +4,7 @@ import { ErrorDetailSchema, TransactionStatus } from "@cashback/proto/blockchain
 import { waitFor } from "@cashback/testing";
 import { useTestStack } from "./support/adapter.ts";
 
-const stack = useTestStack({ BREAKER_FAILURES: "3", BREAKER_HALF_OPEN_AFTER_MS: "500", RPC_TIMEOUT_MS: "500", TX_MONITOR_INTERVAL_MS: "3600000" });
+const stack = useTestStack({ BREAKER_FAILURES: "3", BREAKER_HALF_OPEN_AFTER_MS: "5000", RPC_TIMEOUT_MS: "500", TX_MONITOR_INTERVAL_MS: "3600000" });
 const to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
 const circuitState = async () => Number(/adapter_chain_circuit_state (\d)/.exec(await (await fetch(`${stack.adapter.baseUrl}/metrics`)).text())?.[1]);
@@ -40,4 +40,14 @@ it("RPC down: calls fail retryable, the breaker opens and fails fast, then recov
 
   const minted = await stack.adapter.client.mintToken({ idempotencyKey: "after-recovery", to, amountWei: "1" });
   expect(minted.status).toBe(TransactionStatus.CONFIRMED);
+});
+
+it("/metrics scrapes while the node is down never count toward opening the breaker", async () => {
+  await stack.chain.proxy.down();
+  try {
+    // Three failed chain calls open it; a scrape reads the last balances, it does not ask the node.
+    for (let i = 0; i < 5; i++) expect(await circuitState()).toBe(0);
+  } finally {
+    await stack.chain.proxy.up();
+  }
 });

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { encodeEventTopics, encodeAbiParameters, keccak256, stringToHex, type Log } from "viem";
-import { cashbackTokenAbi } from "@cashback/token";
+import { cashbackTokenAbi, DEV_ADAPTER_KEY } from "@cashback/token";
 import { ConfigError } from "@cashback/runtime";
 import { clawbackOutcomes, encodeClawback, encodeMints, mintOutcomes } from "../src/chain/token-calls.ts";
 import { parseClawbackRequest, refIdFor, sameClawback } from "../src/clawbacks/clawback-request.ts";
-import { loadConfig } from "../src/config.ts";
+import { devKeyRefused, loadConfig } from "../src/config.ts";
 import { isDatabaseUnavailable } from "../src/db.ts";
 import { Writable } from "node:stream";
 import { createLogger } from "@cashback/runtime";
@@ -13,6 +13,7 @@ import { Completions } from "../src/mints/completions.ts";
 import { quote } from "../src/validation.ts";
 import { mintIdFor, parseMintRequest, sameMint } from "../src/mints/mint-request.ts";
 import { nextNonce } from "../src/nonces/nonce-policy.ts";
+import { HeldMints } from "../src/mints/dispatcher.ts";
 
 const token = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 const to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
@@ -218,6 +219,15 @@ describe("config", () => {
     expect(() => loadConfig({ MINT_GAS_ESTIMATE: "sometimes" })).toThrow(/MINT_GAS_ESTIMATE/);
   });
 
+  it("names the variable the dev key came from when refusing it off the local chain", () => {
+    const dev = DEV_ADAPTER_KEY;
+    const other = "0x" + "11".repeat(32);
+    expect(devKeyRefused(loadConfig({}))).toMatch(/^ADAPTER_PRIVATE_KEY is unset or holds the public dev key/);
+    const lanes = loadConfig({ ADAPTER_SIGNER_KEYS: `${other},${dev}` });
+    expect(lanes.usingDevKey).toBe(true);
+    expect(devKeyRefused(lanes)).toMatch(/^ADAPTER_SIGNER_KEYS holds the public dev key/);
+  });
+
   it("refuses to listen beyond loopback without an explicit token", () => {
     expect(() => loadConfig({ ADAPTER_HOST: "0.0.0.0" })).toThrow(ConfigError);
     expect(loadConfig({ ADAPTER_HOST: "0.0.0.0", ADAPTER_AUTH_TOKEN: "s3cret" }).authToken).toBe("s3cret");
@@ -274,5 +284,19 @@ describe("isDatabaseUnavailable", () => {
     [null, false, "null"],
   ])("%j -> %s (%s)", (err, expected, _why) => {
     expect(isDatabaseUnavailable(err)).toBe(expected);
+  });
+});
+
+describe("HeldMints (shared by the signer lanes)", () => {
+  it("holds a round's keys from its broadcast; a commit releases them, a failed one keeps them until the chain is asked", () => {
+    const held = new HeldMints();
+    held.sending(["a", "b"]);
+    expect([...held.keys]).toEqual(["a", "b"]); // no other lane claims them while in flight
+    expect(held.waiting).toBe(false); // in flight only: nothing to ask the chain about
+    held.sent(["a"], true);
+    expect([...held.keys]).toEqual(["b"]);
+    held.sent(["b"], false); // commit failed after the broadcast: in doubt
+    expect([...held.keys]).toEqual(["b"]);
+    expect(held.waiting).toBe(true);
   });
 });

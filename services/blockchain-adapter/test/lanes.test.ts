@@ -1,8 +1,10 @@
 // Signer lanes (ADAPTER_SIGNER_KEYS): each key sends on its own nonce sequence, so a transaction
 // held back in one lane (here: an underpriced one on a chain that mines a block every 200 ms)
 // holds back only that lane's mints; and a signer with no gas money is a clear log line, a metric
-// and UNAVAILABLE for new work, until it is funded.
+// and UNAVAILABLE for new work, until it is funded; and a lane whose commit fails after its
+// broadcast holds those mints back from the other lanes until the chain has been asked.
 import { Writable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createPublicClient, http, toHex, type Address, type Hex } from "viem";
@@ -11,6 +13,7 @@ import { TransactionStatus } from "@cashback/proto/blockchain/v1";
 import { createLogger } from "@cashback/runtime";
 import { freshMinter, freshWallet, setMinterRole, startTestChain, type TestChain } from "@cashback/testing";
 import { startTestAdapter } from "./support/adapter.ts";
+import { startRpcInterceptor, until } from "./faults/support.ts";
 
 describe("signer lanes", () => {
   let chain: TestChain;
@@ -32,7 +35,7 @@ describe("signer lanes", () => {
     const underpriced = await privateKeyToAccount(stuckKey).signTransaction({ type: "eip1559", chainId: chain.chainId, nonce: held, to: stuck, gas: 21_000n, maxFeePerGas: 1n, maxPriorityFeePerGas: 0n });
     await node.sendRawTransaction({ serializedTransaction: underpriced });
 
-    const a = await startTestAdapter(chain, { ADAPTER_SIGNER_KEYS: `${stuckKey},${freeKey}`, RECEIPT_TIMEOUT_MS: "4000", TX_STUCK_AFTER_MS: "3600000" });
+    const a = await startTestAdapter(chain, { ADAPTER_SIGNER_KEYS: `${stuckKey},${freeKey}`, MINT_BATCH_MAX: "2", RECEIPT_TIMEOUT_MS: "4000", TX_STUCK_AFTER_MS: "3600000" });
     try {
       // The node's pending count does not include an underpriced transaction: lane A starts after it.
       await a.adapter.db.walletNonce.update({ where: { chainId_address: { chainId: chain.chainId, address: stuck } }, data: { nextNonce: BigInt(held + 1) } });
@@ -86,6 +89,44 @@ describe("signer lanes", () => {
     } finally {
       await a.stop();
       await a.dropDatabase();
+    }
+  });
+});
+
+describe("a lane whose commit fails after its broadcast", () => {
+  let chain: TestChain;
+  beforeAll(async () => {
+    chain = await startTestChain();
+  });
+  afterAll(async () => {
+    await chain?.close();
+  });
+
+  it("holds its mints back from the other lanes until the chain is asked (no second send)", async () => {
+    const keys = [await freshMinter(chain), await freshMinter(chain)];
+    const signers = keys.map((k) => privateKeyToAccount(k).address);
+    const node = createPublicClient({ transport: http(chain.nodeUrl) });
+    const interceptor = await startRpcInterceptor(chain.rpcUrl);
+    const a = await startTestAdapter(chain, { ADAPTER_SIGNER_KEYS: keys.join(","), CHAIN_RPC_URL: interceptor.url, TX_MONITOR_INTERVAL_MS: "3600000" });
+    try {
+      const to = freshWallet();
+      // The first broadcast reaches the node (mined at once), but its answer is lost: that lane's
+      // round fails in doubt and rolls back, leaving the mint PENDING.
+      interceptor.killOnBroadcast(async () => {});
+      const first = a.client.mintToken({ idempotencyKey: "doubt-1", to, amountWei: "7" });
+      await until("the broadcast", () => interceptor.kills === 1);
+      const sent = await Promise.all(signers.map((address) => node.getTransactionCount({ address })));
+      const other = sent.indexOf(0);
+      expect(sent[1 - other]).toBe(1);
+      // Only the other lane is woken, again and again, while the failed one backs off.
+      for (const end = Date.now() + 500; Date.now() < end; await sleep(5)) a.adapter.lanes.lanes[other]!.dispatcher.nudge();
+      expect((await first).status).toBe(TransactionStatus.CONFIRMED);
+      expect(await node.getTransactionCount({ address: signers[other]!, blockTag: "pending" })).toBe(0); // it never sent the mint again
+      expect(await chain.balanceOf(to)).toBe(7n);
+    } finally {
+      await a.stop();
+      await a.dropDatabase();
+      await interceptor.close();
     }
   });
 });

@@ -6,7 +6,7 @@ import { createPublicClient, createWalletClient, http } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { TransactionStatus } from "@cashback/proto/blockchain/v1";
 import { cashbackTokenAbi } from "@cashback/token";
-import { freshWallet, setMinterRole, startTestChain, type TestChain } from "@cashback/testing";
+import { freshWallet, setMinterRole, startTestChain, waitFor, type TestChain } from "@cashback/testing";
 import { mintIdFor } from "../src/mints/mint-request.ts";
 import { startTestAdapter } from "./support/adapter.ts";
 
@@ -42,6 +42,23 @@ describe("a batch refused for a revoked minter role", () => {
       expect(minted.status).toBe(TransactionStatus.CONFIRMED);
       expect(minted.txHash).toBe(hash);
       expect(await chain.balanceOf(to)).toBe(4n);
+    } finally {
+      await setMinterRole(chain, true);
+      await a.stop();
+      await a.dropDatabase();
+    }
+  });
+
+  it("a bounded mint that reverted and then failed in its estimate leaves the estimate list (else every later round would skip the bounded path)", async () => {
+    const a = await startTestAdapter(chain, {});
+    expect((await a.client.mintToken({ idempotencyKey: "bound-warm-up", to: freshWallet(), amountWei: "1" })).status).toBe(TransactionStatus.CONFIRMED);
+    await setMinterRole(chain, false);
+    try {
+      // Sent with a gas bound, reverted, re-queued to be estimated; the estimate names the refusal.
+      const refused = await a.client.mintToken({ idempotencyKey: "bound-refused", to: freshWallet(), amountWei: "1" });
+      expect(refused.status).toBe(TransactionStatus.FAILED);
+      expect(refused.error?.message).toMatch(/AccessControlUnauthorizedAccount/);
+      await waitFor("the failed mint to leave the estimate list", () => a.adapter.needsEstimate.size === 0, { timeoutMs: 15_000 });
     } finally {
       await setMinterRole(chain, true);
       await a.stop();

@@ -58,6 +58,8 @@ export class MintDispatcher {
      * adds the mints of a bounded transaction that reverted). Others go with a gas bound.
      */
     needsEstimate?: Set<string>;
+    /** Keys no lane may send now; shared by every lane (see HeldMints). */
+    held?: HeldMints;
     /** Estimate every batch (the behaviour before gas bounds); default false. */
     alwaysEstimate?: boolean;
     /** The hot path on `pg`; without it every round goes through Prisma. */
@@ -76,8 +78,8 @@ export class MintDispatcher {
    */
   private checkRequested = true;
   private inDoubt = false;
-  /** Keys whose mint id is used on chain by a transaction not yet mined: not to be sent again. */
-  private awaitingChain = new Set<string>();
+  /** Keys whose mint id is used (or may be) by a transaction not yet mined: not to be sent again. */
+  private readonly held: HeldMints;
   /** The same for clawback keys whose refId is used by a transaction not yet mined. */
   private awaitingClawbacks = new Set<string>();
   private awaitCheckedAt = 0;
@@ -86,6 +88,7 @@ export class MintDispatcher {
 
   constructor(deps: MintDispatcher["deps"]) {
     this.deps = deps;
+    this.held = deps.held ?? new HeldMints();
     this.streak = new FailureStreak(deps.logger, "mint dispatcher");
   }
 
@@ -192,18 +195,32 @@ export class MintDispatcher {
         throw err;
       }
       this.inDoubt = false;
-    } else if (this.awaitingChain.size + this.awaitingClawbacks.size > 0 && Date.now() - this.awaitCheckedAt >= 1_000) {
+    } else if ((this.held.waiting || this.awaitingClawbacks.size > 0) && Date.now() - this.awaitCheckedAt >= 1_000) {
       // only the held-back keys, once a second
-      if (this.awaitingChain.size > 0) await this.reconcileWithChain("awaiting");
+      if (this.held.waiting) await this.reconcileWithChain("awaiting");
       if (this.awaitingClawbacks.size > 0) await this.reconcileClawbacks("awaiting");
     }
     return (await this.mintRound()) + (await this.clawbackRound());
   }
 
-  private mintRound(): Promise<number> {
+  private async mintRound(): Promise<number> {
     const { sendStore, alwaysEstimate, needsEstimate } = this.deps;
+    if (needsEstimate?.size) await this.forgetFinished(needsEstimate);
     if (sendStore && !alwaysEstimate && (needsEstimate?.size ?? 0) === 0) return this.boundedMintRound(sendStore);
     return this.estimatedMintRound();
+  }
+
+  /**
+   * Drops from `keys` (needsEstimate, held mints) the mints that reached a final state by any way
+   * (refused here, settled from the chain, sent by another adapter): left in needsEstimate, they
+   * would keep every later round off the bounded path. Only final states: a key is added to
+   * needsEstimate before its re-queue commits.
+   */
+  private async forgetFinished(keys: Set<string>): Promise<void> {
+    if (keys.size === 0) return;
+    const rows = await this.deps.db.$queryRaw<{ idempotency_key: string }[]>`
+      SELECT idempotency_key FROM mints WHERE idempotency_key = ANY(${[...keys]}) AND status IN ('CONFIRMED', 'FAILED')`;
+    for (const r of rows) keys.delete(r.idempotency_key);
   }
 
   /**
@@ -216,27 +233,37 @@ export class MintDispatcher {
     const { chain } = this.deps;
     let sent: { signed: SignedTx; txId: bigint; keys: string[] } | undefined;
     const phase = phaseTimer(this.deps.metrics);
-    const handled = await store.transaction(async (c) => {
-      phase("begin");
-      const claimed = await store.claimMints(c, { exclude: [...this.awaitingChain], limit: this.deps.batchMax });
-      phase("claim");
-      if (claimed.length === 0) return 0;
-      const nonce = await store.lockNonce(c, chain.chainId, chain.signerAddress);
-      phase("nonce");
-      const prepared = await chain.prepareMints(claimed.map((m) => ({ to: m.to, amountWei: m.amountWei, mintId: m.mintId })), nonce, { estimate: false });
-      phase("prepare");
-      const signed = await chain.sign(prepared);
-      phase("sign");
-      const keys = claimed.map((m) => m.idempotencyKey);
-      const txId = await store.recordSent(c, { chainId: chain.chainId, from: chain.signerAddress, to: signed.to ?? chain.token, signed, keys });
-      phase("record");
-      // From here a failure may leave the transaction on chain without our record of it.
-      this.inDoubt = true;
-      await broadcastMined(chain, signed);
-      phase("broadcast");
-      sent = { signed, txId, keys };
-      return claimed.length;
-    });
+    let sending: string[] = [];
+    let committed = false;
+    let handled: number;
+    try {
+      handled = await store.transaction(async (c) => {
+        phase("begin");
+        const claimed = await store.claimMints(c, { exclude: [...this.held.keys], limit: this.deps.batchMax });
+        phase("claim");
+        if (claimed.length === 0) return 0;
+        const nonce = await store.lockNonce(c, chain.chainId, chain.signerAddress);
+        phase("nonce");
+        const prepared = await chain.prepareMints(claimed.map((m) => ({ to: m.to, amountWei: m.amountWei, mintId: m.mintId })), nonce, { estimate: false });
+        phase("prepare");
+        const signed = await chain.sign(prepared);
+        phase("sign");
+        const keys = claimed.map((m) => m.idempotencyKey);
+        const txId = await store.recordSent(c, { chainId: chain.chainId, from: chain.signerAddress, to: signed.to ?? chain.token, signed, keys });
+        phase("record");
+        // From here a failure may leave the transaction on chain without our record of it: every
+        // lane holds its keys back until the chain says (reconcileWithChain).
+        this.inDoubt = true;
+        this.held.sending((sending = keys));
+        await broadcastMined(chain, signed);
+        phase("broadcast");
+        sent = { signed, txId, keys };
+        return claimed.length;
+      });
+      committed = true;
+    } finally {
+      this.held.sent(sending, committed);
+    }
     this.inDoubt = false;
     if (sent) {
       phase("commit");
@@ -259,60 +286,70 @@ export class MintDispatcher {
     let sent: { signed: SignedTx; txId: bigint; keys: string[] } | undefined;
     let finished: string[] = [];
     const phase = phaseTimer(this.deps.metrics);
-    const handled = await db.$transaction(
-      async (tx) => {
-        phase("begin");
-        const claimed = await tx.$queryRaw<PendingRow[]>`
-          SELECT idempotency_key, mint_id, to_address, amount_wei FROM mints
-          WHERE status = 'PENDING' AND NOT (idempotency_key = ANY(${[...this.awaitingChain]}))
-          ORDER BY created_at LIMIT ${this.deps.batchMax} FOR UPDATE SKIP LOCKED`;
-        phase("claim");
-        if (claimed.length === 0) return 0;
+    let sending: string[] = [];
+    let committed = false;
+    let handled: number;
+    try {
+      handled = await db.$transaction(
+        async (tx) => {
+          phase("begin");
+          const claimed = await tx.$queryRaw<PendingRow[]>`
+            SELECT idempotency_key, mint_id, to_address, amount_wei FROM mints
+            WHERE status = 'PENDING' AND NOT (idempotency_key = ANY(${[...this.held.keys]}))
+            ORDER BY created_at LIMIT ${this.deps.batchMax} FOR UPDATE SKIP LOCKED`;
+          phase("claim");
+          if (claimed.length === 0) return 0;
 
-        const nonce = await this.deps.nonces.lock(tx);
-        phase("nonce");
-        // A pause holds every mint back, and a refusal that concerns every mint (role revoked)
-        // fails them all. Any other halves the batch until the contract accepts it: the entry it
-        // refuses ends up alone and fails alone, and the rest stay queued for the next rounds.
-        let rows = claimed;
-        const needsEstimate = this.deps.needsEstimate;
-        // Bounded gas unless some mint came back from a bounded transaction that reverted: then the
-        // estimate names the refusal before anything else is signed.
-        const estimate = this.deps.alwaysEstimate === true || (needsEstimate !== undefined && rows.some((r) => needsEstimate.has(r.idempotency_key)));
-        let prepared;
-        for (;;) {
-          try {
-            prepared = await chain.prepareMints(rows.map(toCall), nonce, { estimate });
-            break;
-          } catch (err) {
-            if (!(err instanceof ContractRejectedError)) throw err;
-            const next = splitRefusedBatch(rows.length, err.reason);
-            if (next.step === "halt") throw new TokenPausedError(); // a halt, not a verdict
-            if (next.step === "halve") {
-              rows = rows.slice(0, next.keep);
-              continue;
+          const nonce = await this.deps.nonces.lock(tx);
+          phase("nonce");
+          // A pause holds every mint back, and a refusal that concerns every mint (role revoked)
+          // fails them all. Any other halves the batch until the contract accepts it: the entry it
+          // refuses ends up alone and fails alone, and the rest stay queued for the next rounds.
+          let rows = claimed;
+          const needsEstimate = this.deps.needsEstimate;
+          // Bounded gas unless some mint came back from a bounded transaction that reverted: then the
+          // estimate names the refusal before anything else is signed.
+          const estimate = this.deps.alwaysEstimate === true || (needsEstimate !== undefined && rows.some((r) => needsEstimate.has(r.idempotency_key)));
+          let prepared;
+          for (;;) {
+            try {
+              prepared = await chain.prepareMints(rows.map(toCall), nonce, { estimate });
+              break;
+            } catch (err) {
+              if (!(err instanceof ContractRejectedError)) throw err;
+              const next = splitRefusedBatch(rows.length, err.reason);
+              if (next.step === "halt") throw new TokenPausedError(); // a halt, not a verdict
+              if (next.step === "halve") {
+                rows = rows.slice(0, next.keep);
+                continue;
+              }
+              finished = await this.reject(tx, rows, err.reason);
+              return claimed.length;
             }
-            finished = await this.reject(tx, rows, err.reason);
-            return claimed.length;
           }
-        }
-        phase("prepare");
-        const signed = await chain.sign(prepared);
-        phase("sign");
-        const keys = rows.map((r) => r.idempotency_key);
-        const txId = await txStore.recordSigned(tx, chain, signed, keys);
-        await this.deps.nonces.advance(tx, signed.nonce);
-        phase("record");
-        // From here a failure may leave the transaction on chain without our record of it.
-        this.inDoubt = true;
-        await broadcastMined(chain, signed);
-        phase("broadcast");
-        if (estimate) for (const key of keys) needsEstimate?.delete(key);
-        sent = { signed, txId, keys };
-        return claimed.length;
-      },
-      { timeout: 60_000, maxWait: 10_000 },
-    );
+          phase("prepare");
+          const signed = await chain.sign(prepared);
+          phase("sign");
+          const keys = rows.map((r) => r.idempotency_key);
+          const txId = await txStore.recordSigned(tx, chain, signed, keys);
+          await this.deps.nonces.advance(tx, signed.nonce);
+          phase("record");
+          // From here a failure may leave the transaction on chain without our record of it: every
+          // lane holds its keys back until the chain says (reconcileWithChain).
+          this.inDoubt = true;
+          this.held.sending((sending = keys));
+          await broadcastMined(chain, signed);
+          phase("broadcast");
+          if (estimate) for (const key of keys) needsEstimate?.delete(key);
+          sent = { signed, txId, keys };
+          return claimed.length;
+        },
+        { timeout: 60_000, maxWait: 10_000 },
+      );
+      committed = true;
+    } finally {
+      this.held.sent(sending, committed);
+    }
     this.inDoubt = false;
     if (handled > 0) phase("commit");
     this.deps.completions.notify(finished);
@@ -329,7 +366,9 @@ export class MintDispatcher {
   private async reconcileWithChain(scope: "queue" | "awaiting"): Promise<void> {
     const { db, chain, settlement } = this.deps;
     this.awaitCheckedAt = Date.now();
-    const held = [...this.awaitingChain];
+    // Settled by a receipt or another adapter meanwhile: nothing left to wait for.
+    if (scope === "awaiting") await this.forgetFinished(this.held.keys);
+    const held = [...this.held.keys];
     const settled = await db.$transaction(
       async (tx) => {
         const queued =
@@ -349,7 +388,9 @@ export class MintDispatcher {
           this.deps.logger.warn({ err: shortMessage(err) }, "could not look up mints on chain; holding them back");
           return [] as string[];
         });
-        this.awaitingChain = new Set(onChain.map((r) => r.idempotency_key).filter((k) => !done.includes(k)));
+        // Only the rows looked at here: another lane's round in flight holds its keys (locked, skipped).
+        for (const r of queued) this.held.keys.delete(r.idempotency_key);
+        for (const r of onChain) if (!done.includes(r.idempotency_key)) this.held.keys.add(r.idempotency_key);
         return done;
       },
       { timeout: 60_000, maxWait: 10_000 },
@@ -482,7 +523,7 @@ export class MintDispatcher {
     if (onChain.length) {
       const settled = await settlement.settleMinted(tx, onChain.map(toMintRef)).catch(() => [] as string[]); // held back, looked up later
       finished.push(...settled);
-      for (const r of onChain) if (!settled.includes(r.idempotency_key)) this.awaitingChain.add(r.idempotency_key);
+      for (const r of onChain) if (!settled.includes(r.idempotency_key)) this.held.keys.add(r.idempotency_key);
     }
     const failed = rows.filter((r) => !onChain.includes(r)).map((r) => r.idempotency_key);
     await txStore.mintsFailed(tx, failed, `the token contract rejected the mint: ${reason}`);
@@ -492,6 +533,38 @@ export class MintDispatcher {
       this.deps.logger.warn({ rejected: failed, reason }, "mints rejected by the contract");
     }
     return finished;
+  }
+}
+
+/**
+ * Mint keys no lane may send now, shared by the signer lanes: ids used on chain by a transaction
+ * not yet mined, and the keys of rounds between broadcast and commit. A round whose commit fails
+ * leaves its keys held, so no other lane claims and sends them again before the chain is asked
+ * (else a second send: refused by the contract, but a lone bounded mint reverts and costs gas).
+ */
+export class HeldMints {
+  readonly keys = new Set<string>();
+  private readonly inFlight = new Set<string>();
+
+  /** Before a broadcast. */
+  sending(keys: readonly string[]): void {
+    for (const key of keys) {
+      this.keys.add(key);
+      this.inFlight.add(key);
+    }
+  }
+
+  /** After the round: committed (the keys are SUBMITTED now), or not (held until the chain is asked). */
+  sent(keys: readonly string[], committed: boolean): void {
+    for (const key of keys) {
+      this.inFlight.delete(key);
+      if (committed) this.keys.delete(key);
+    }
+  }
+
+  /** Some key waits for the chain, not only for a round in flight. */
+  get waiting(): boolean {
+    return this.keys.size > this.inFlight.size;
   }
 }
 
