@@ -18,7 +18,7 @@ import { AdapterError } from "./errors.ts";
 import { backoffMs, FailureStreak } from "./failure-streak.ts";
 import { createMetrics } from "./metrics.ts";
 import { Completions } from "./mints/completions.ts";
-import { HeldMints, MintDispatcher } from "./mints/dispatcher.ts";
+import { HeldKeys, MintDispatcher } from "./mints/dispatcher.ts";
 import { MintService } from "./mints/mint-service.ts";
 import { ReceiptWatcher } from "./transactions/receipt-watcher.ts";
 import { Settlement } from "./mints/settlement.ts";
@@ -94,7 +94,8 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
     // Mints back from a bounded transaction that reverted: every lane estimates them before sending.
     const needsEstimate = new Set<string>();
     // Mint keys no lane may send now (used by a transaction not yet mined, or a round in doubt).
-    const held = new HeldMints();
+    const held = new HeldKeys();
+    const heldClawbacks = new HeldKeys();
     const settlement = new Settlement({ db: database, chain, completions, logger, metrics, confirmations: config.confirmations, needsEstimate });
     const receipts = new ReceiptWatcher({ chain, settlement, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs });
     // Each lane holds one client through its broadcast; one spare so a lane never waits on another's.
@@ -119,6 +120,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
         maxBackoffMs: Math.min(5_000, config.breakerHalfOpenAfterMs),
         needsEstimate,
         held,
+        heldClawbacks,
         alwaysEstimate: config.gasEstimate === "always",
         sendStore,
       });
