@@ -25,7 +25,7 @@ import { Settlement } from "./mints/settlement.ts";
 import { TxMonitor } from "./transactions/tx-monitor.ts";
 import { NonceStore } from "./nonces/nonce-store.ts";
 import { SignerLanes, type Lane } from "./lanes/signer-lanes.ts";
-import { SendStore } from "./transactions/tx-store.ts";
+import { MintCallStore, SendStore } from "./transactions/tx-store.ts";
 import { registerReflection } from "./reflection/reflection-service.ts";
 import { requireBearer } from "./rpc/auth.ts";
 import { blockchainServiceImpl, type Services } from "./rpc/blockchain-service.ts";
@@ -100,6 +100,8 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
     const receipts = new ReceiptWatcher({ chain, settlement, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs });
     // Each lane holds one client through its broadcast; one spare so a lane never waits on another's.
     const sendStore = new SendStore(config.databaseUrl, config.signerKeys.length + 1);
+    // MintToken / MintBatch record and read on a pool of their own, off the lanes' clients.
+    const mintCalls = new MintCallStore(config.databaseUrl, 4);
     const lanes: Lane[] = [];
     const sender = { requireChainCheck: () => signers.requireChainCheck() };
     for (const [i, key] of config.signerKeys.entries()) {
@@ -140,7 +142,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
     });
     const common = { db: database, breaker, dispatcher, completions, receiptTimeoutMs: config.receiptTimeoutMs, metadataLimits: config.metadata };
     services = {
-      mints: new MintService(common),
+      mints: new MintService({ ...common, store: mintCalls }),
       clawbacks: new ClawbackService(common),
       transactions: new TransactionLookup({ db: database, chain, confirmations: config.confirmations }),
       chain,
@@ -173,6 +175,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
         await balances.stop();
         await receipts.stop();
         await sendStore.close();
+        await mintCalls.close();
         await database.$disconnect();
       },
     };

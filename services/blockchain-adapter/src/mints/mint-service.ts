@@ -1,13 +1,13 @@
 import type { CircuitBreakerPolicy } from "cockatiel";
 import { chainDown } from "../chain/circuit-breaker.ts";
 import { AdapterError, invalidArgument } from "../errors.ts";
-import { fromDecimal, RECORD_TX, type Db } from "../db.ts";
+import type { Db } from "../db.ts";
 import { DEFAULT_METADATA_LIMITS, type MetadataLimits } from "../validation.ts";
 import type { Completions } from "./completions.ts";
 import { parseMintRequest, sameMint, type MintRequest } from "./mint-request.ts";
 import { toMintResult, type MintResult } from "./views.ts";
 import { requestTraceparent } from "../rpc/tracing.ts";
-import { txStore } from "../transactions/tx-store.ts";
+import type { MintCallStore } from "../transactions/tx-store.ts";
 
 export const MAX_BATCH = 200;
 type MintInput = Parameters<typeof parseMintRequest>[0];
@@ -23,6 +23,8 @@ export class MintService {
     /** The signer lanes: woken for new work; outOfFunds when no lane can pay for gas. */
     dispatcher: { nudge(): void; readonly outOfFunds?: boolean };
     completions: Completions;
+    /** Recording the keys and reading their outcome, one `pg` statement each. */
+    store: MintCallStore;
     receiptTimeoutMs: number;
     metadataLimits?: MetadataLimits;
   };
@@ -71,24 +73,21 @@ export class MintService {
 
   /** Inserts the new keys; returns which were new. A known key with other parameters, or a clawback's key, is refused. */
   private async record(requests: MintRequest[]): Promise<Set<string>> {
-    return this.deps.db.$transaction(async (tx) => {
-      const fresh = await txStore.insertMints(tx, requests, (r) => requestTraceparent(r.metadata));
-      // Keys are one namespace with clawbacks, so GetTransaction by key is never ambiguous.
-      const clash = fresh.size ? await tx.clawback.findFirst({ where: { idempotencyKey: { in: [...fresh] } }, select: { idempotencyKey: true } }) : null;
-      if (clash) throw new AdapterError("already_exists", "IDEMPOTENCY_KEY_REUSED", `idempotency key "${clash.idempotencyKey}" was used for a clawback`);
-      const replays = requests.filter((r) => !fresh.has(r.idempotencyKey));
-      if (replays.length) {
-        const stored = await tx.mint.findMany({ where: { idempotencyKey: { in: replays.map((r) => r.idempotencyKey) } } });
-        const byKey = new Map(stored.map((s) => [s.idempotencyKey, s]));
-        for (const r of replays) {
-          const s = byKey.get(r.idempotencyKey);
-          if (s && !sameMint({ toAddress: s.toAddress, amountWei: fromDecimal(s.amountWei) }, r)) {
-            throw new AdapterError("already_exists", "IDEMPOTENCY_KEY_REUSED", `idempotency key "${r.idempotencyKey}" was used for a different mint`);
-          }
-        }
+    const { store } = this.deps;
+    const { fresh, clash, stored } = await store.record(requests, (r) => requestTraceparent(r.metadata));
+    // Keys are one namespace with clawbacks, so GetTransaction by key is never ambiguous.
+    if (clash !== undefined) throw new AdapterError("already_exists", "IDEMPOTENCY_KEY_REUSED", `idempotency key "${clash}" was used for a clawback`);
+    const replays = requests.filter((r) => !fresh.has(r.idempotencyKey));
+    // A key inserted by a concurrent call after the statement's snapshot: read it now.
+    const late = replays.filter((r) => !stored.has(r.idempotencyKey)).map((r) => r.idempotencyKey);
+    if (late.length) for (const [k, v] of await store.stored(late)) stored.set(k, v);
+    for (const r of replays) {
+      const s = stored.get(r.idempotencyKey);
+      if (s && !sameMint(s, r)) {
+        throw new AdapterError("already_exists", "IDEMPOTENCY_KEY_REUSED", `idempotency key "${r.idempotencyKey}" was used for a different mint`);
       }
-      return fresh;
-    }, RECORD_TX);
+    }
+    return fresh;
   }
 
   /**
@@ -97,13 +96,13 @@ export class MintService {
    * so every early exit answers SUBMITTED: the caller asks again with the same key.
    */
   private async awaitFinal(keys: string[], deadline: number, signal?: AbortSignal, allPending = false) {
-    const { db, completions } = this.deps;
+    const { store, completions } = this.deps;
     let waiting = keys;
     if (allPending) await completions.wait(keys, Math.max(1, Math.min(250, deadline - Date.now())));
     for (;;) {
       // Woken by our own dispatcher; the short cap covers other adapter processes.
       const woken = completions.wait(waiting, Math.max(1, Math.min(250, deadline - Date.now())));
-      const rows = await db.mint.findMany({ where: { idempotencyKey: { in: keys } }, include: { transaction: true } });
+      const rows = await store.outcomes(keys);
       const byKey = new Map(rows.map((r) => [r.idempotencyKey, r]));
       const open = rows.filter((r) => r.status === "PENDING" || r.status === "SUBMITTED");
       if (open.length === 0 || Date.now() >= deadline || signal?.aborted) return byKey;
