@@ -96,10 +96,11 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
     // Mint keys no lane may send now (used by a transaction not yet mined, or a round in doubt).
     const held = new HeldKeys();
     const heldClawbacks = new HeldKeys();
-    const settlement = new Settlement({ db: database, chain, completions, logger, metrics, confirmations: config.confirmations, needsEstimate });
+    // Each lane holds one client through its broadcast; spares so a lane never waits on another's
+    // nor on the receipts recorded here too.
+    const sendStore = new SendStore(config.databaseUrl, config.signerKeys.length + 2);
+    const settlement = new Settlement({ db: database, chain, completions, logger, metrics, confirmations: config.confirmations, needsEstimate, sendStore });
     const receipts = new ReceiptWatcher({ chain, settlement, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs });
-    // Each lane holds one client through its broadcast; one spare so a lane never waits on another's.
-    const sendStore = new SendStore(config.databaseUrl, config.signerKeys.length + 1);
     // MintToken / MintBatch record and read on a pool of their own, off the lanes' clients.
     const mintCalls = new MintCallStore(config.databaseUrl, 4);
     const lanes: Lane[] = [];

@@ -216,6 +216,34 @@ export class SendStore {
     return BigInt(rows[0]!.id);
   }
 
+  /**
+   * The usual receipt in one statement: a transaction of ours that succeeded, SUBMITTED, with no
+   * other transaction on its nonce, no open clawback, and every open mint on it among `mintedIds`
+   * (its CashbackMinted events): the transaction CONFIRMED and those mints CONFIRMED on it.
+   * Returns the mints' keys, or undefined when the receipt is anything else (nothing written;
+   * Settlement.recordReceipt's full path handles it).
+   */
+  async confirmMinted(txId: bigint, receipt: Pick<TransactionReceipt, "blockNumber" | "blockHash" | "gasUsed">, mintedIds: readonly Hex[]): Promise<string[] | undefined> {
+    const { rows } = await this.pool.query<{ done: number; keys: string[] }>(
+      `WITH t AS (
+         UPDATE blockchain_transactions b
+         SET status = 'CONFIRMED', block_number = $2::bigint, block_hash = $3, gas_used = $4::numeric, mined_at = now(), error_message = NULL, updated_at = now()
+         WHERE b.id = $1::bigint AND b.status = 'SUBMITTED'
+           AND NOT EXISTS (SELECT 1 FROM blockchain_transactions s WHERE s.chain_id = b.chain_id AND s.from_address = b.from_address AND s.nonce = b.nonce AND s.id <> b.id)
+           AND NOT EXISTS (SELECT 1 FROM clawbacks c WHERE c.transaction_id = b.id AND c.status IN ('PENDING', 'SUBMITTED'))
+           AND NOT EXISTS (SELECT 1 FROM mints m WHERE m.transaction_id = b.id AND m.status IN ('PENDING', 'SUBMITTED') AND NOT (m.mint_id = ANY($5::text[])))
+         RETURNING b.id
+       ), m AS (
+         UPDATE mints SET status = 'CONFIRMED', error_reason = NULL, error_message = NULL, updated_at = now()
+         WHERE transaction_id IN (SELECT id FROM t) AND status IN ('PENDING', 'SUBMITTED')
+         RETURNING idempotency_key
+       )
+       SELECT (SELECT count(*) FROM t)::int AS done, ARRAY(SELECT idempotency_key FROM m) AS keys`,
+      [txId.toString(), receipt.blockNumber.toString(), receipt.blockHash, receipt.gasUsed.toString(), mintedIds],
+    );
+    return rows[0]!.done === 1 ? rows[0]!.keys : undefined;
+  }
+
   close(): Promise<void> {
     return this.pool.end();
   }
