@@ -141,6 +141,17 @@ describe("Completions", () => {
     expect(completions.size).toBe(0);
   });
 
+  it("hands a waiter the confirmation it was notified with (the keys confirmed together), and nothing on a timeout or a bare wake-up", async () => {
+    const completions = new Completions();
+    const batch = completions.wait(["b-1", "b-2"], 60_000);
+    const bare = completions.wait(["c-1"], 60_000);
+    completions.notify(["b-1", "b-2", "b-3"], { txHash: "0xabc", blockNumber: 7n });
+    completions.notify(["c-1"]);
+    expect(await batch).toEqual({ keys: new Set(["b-1", "b-2", "b-3"]), txHash: "0xabc", blockNumber: 7n });
+    expect(await bare).toBeUndefined();
+    expect(await completions.wait(["d-1"], 1)).toBeUndefined();
+  });
+
   it("keeps nothing after many timed-out waits (one per mint)", async () => {
     const completions = new Completions();
     await Promise.all(Array.from({ length: 1_000 }, (_, i) => completions.wait([`mint-${i}`], 1)));

@@ -3,11 +3,11 @@ import { chainDown } from "../chain/circuit-breaker.ts";
 import { AdapterError, invalidArgument } from "../errors.ts";
 import type { Db } from "../db.ts";
 import { DEFAULT_METADATA_LIMITS, type MetadataLimits } from "../validation.ts";
-import type { Completions } from "./completions.ts";
+import type { Completions, Confirmation } from "./completions.ts";
 import { parseMintRequest, sameMint, type MintRequest } from "./mint-request.ts";
 import { toMintResult, type MintResult } from "./views.ts";
 import { requestTraceparent } from "../rpc/tracing.ts";
-import type { MintCallStore } from "../transactions/tx-store.ts";
+import type { MintCallStore, MintOutcome } from "../transactions/tx-store.ts";
 
 export const MAX_BATCH = 200;
 type MintInput = Parameters<typeof parseMintRequest>[0];
@@ -52,7 +52,7 @@ export class MintService {
     if (fresh.size > 0) this.deps.dispatcher.nudge();
     // Keys recorded just now are PENDING: no read until the first wake-up (the waiter is registered
     // before the dispatcher can run a round, so no notification is missed).
-    const rows = await this.awaitFinal(keys, Date.now() + this.deps.receiptTimeoutMs, signal, fresh.size === keys.length);
+    const rows = await this.awaitFinal(requests, Date.now() + this.deps.receiptTimeoutMs, signal, fresh.size === keys.length);
     return keys.map((key) => toMintResult(rows.get(key)!, !fresh.has(key)));
   }
 
@@ -93,23 +93,36 @@ export class MintService {
   /**
    * Waits until the mints are final, the deadline passes, the caller goes away, or the breaker
    * opens with mints still unsent. The keys are recorded by then and will be minted in any case,
-   * so every early exit answers SUBMITTED: the caller asks again with the same key.
+   * so every early exit answers SUBMITTED: the caller asks again with the same key. Keys the
+   * wake-up itself says are confirmed (Completions' Confirmation) are not read again.
    */
-  private async awaitFinal(keys: string[], deadline: number, signal?: AbortSignal, allPending = false) {
+  private async awaitFinal(requests: MintRequest[], deadline: number, signal?: AbortSignal, allPending = false) {
     const { store, completions } = this.deps;
-    let waiting = keys;
-    if (allPending) await completions.wait(keys, Math.max(1, Math.min(250, deadline - Date.now())));
+    const keys = requests.map((r) => r.idempotencyKey);
+    const byKey = new Map<string, MintOutcome>();
+    const learn = (c: Confirmation | undefined) => {
+      if (!c) return;
+      for (const r of requests) {
+        if (!c.keys.has(r.idempotencyKey)) continue;
+        byKey.set(r.idempotencyKey, { idempotencyKey: r.idempotencyKey, mintId: r.mintId, status: "CONFIRMED", errorReason: null, errorMessage: null, transaction: { txHash: c.txHash, blockNumber: c.blockNumber } });
+      }
+    };
+    const openKeys = () => keys.filter((k) => {
+      const status = byKey.get(k)?.status;
+      return status === undefined || status === "PENDING" || status === "SUBMITTED";
+    });
+    const cap = () => Math.max(1, Math.min(250, deadline - Date.now()));
+    if (allPending) learn(await completions.wait(keys, cap()));
     for (;;) {
+      let open = openKeys();
+      if (open.length === 0) return byKey;
       // Woken by our own dispatcher; the short cap covers other adapter processes.
-      const woken = completions.wait(waiting, Math.max(1, Math.min(250, deadline - Date.now())));
-      const rows = await store.outcomes(keys);
-      const byKey = new Map(rows.map((r) => [r.idempotencyKey, r]));
-      const open = rows.filter((r) => r.status === "PENDING" || r.status === "SUBMITTED");
+      const woken = completions.wait(open, cap());
+      for (const row of await store.outcomes(open)) byKey.set(row.idempotencyKey, row);
+      open = openKeys();
       if (open.length === 0 || Date.now() >= deadline || signal?.aborted) return byKey;
-      if (open.some((r) => r.status === "PENDING") && chainDown(this.deps.breaker)) return byKey;
-      waiting = open.map((r) => r.idempotencyKey);
-      await woken;
+      if (open.some((k) => byKey.get(k)?.status === "PENDING") && chainDown(this.deps.breaker)) return byKey;
+      learn(await woken);
     }
   }
 }
-

@@ -46,7 +46,7 @@ export class Settlement {
       if (keys) {
         this.metrics.transactions.inc({ event: "confirmed" });
         this.metrics.mints.inc({ status: "confirmed" }, keys.length);
-        this.completions.notify(keys);
+        this.completions.notify(keys, { txHash: receipt.transactionHash, blockNumber: receipt.blockNumber });
         return;
       }
     }
