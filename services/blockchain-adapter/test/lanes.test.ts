@@ -102,12 +102,21 @@ describe("a lane whose commit fails after its broadcast", () => {
     await chain?.close();
   });
 
-  it("holds its mints back from the other lanes until the chain is asked (no second send)", async () => {
+  /** An adapter with two fresh lanes whose JSON-RPC goes through an interceptor (to lose a broadcast's answer). */
+  async function twoLanes() {
     const keys = [await freshMinter(chain), await freshMinter(chain)];
-    const signers = keys.map((k) => privateKeyToAccount(k).address);
-    const node = createPublicClient({ transport: http(chain.nodeUrl) });
     const interceptor = await startRpcInterceptor(chain.rpcUrl);
     const a = await startTestAdapter(chain, { ADAPTER_SIGNER_KEYS: keys.join(","), CHAIN_RPC_URL: interceptor.url, TX_MONITOR_INTERVAL_MS: "3600000" });
+    const close = async () => {
+      await a.stop();
+      await a.dropDatabase();
+      await interceptor.close();
+    };
+    return { signers: keys.map((k) => privateKeyToAccount(k).address), node: createPublicClient({ transport: http(chain.nodeUrl) }), interceptor, a, close };
+  }
+
+  it("holds its mints back from the other lanes until the chain is asked (no second send)", async () => {
+    const { signers, node, interceptor, a, close } = await twoLanes();
     try {
       const to = freshWallet();
       // The first broadcast reaches the node (mined at once), but its answer is lost: that lane's
@@ -124,18 +133,12 @@ describe("a lane whose commit fails after its broadcast", () => {
       expect(await node.getTransactionCount({ address: signers[other]!, blockTag: "pending" })).toBe(0); // it never sent the mint again
       expect(await chain.balanceOf(to)).toBe(7n);
     } finally {
-      await a.stop();
-      await a.dropDatabase();
-      await interceptor.close();
+      await close();
     }
   });
 
   it("holds its clawback back from the other lanes until the chain is asked (the other lane never claims it)", async () => {
-    const keys = [await freshMinter(chain), await freshMinter(chain)];
-    const signers = keys.map((k) => privateKeyToAccount(k).address);
-    const node = createPublicClient({ transport: http(chain.nodeUrl) });
-    const interceptor = await startRpcInterceptor(chain.rpcUrl);
-    const a = await startTestAdapter(chain, { ADAPTER_SIGNER_KEYS: keys.join(","), CHAIN_RPC_URL: interceptor.url, TX_MONITOR_INTERVAL_MS: "3600000" });
+    const { signers, node, interceptor, a, close } = await twoLanes();
     try {
       const from = freshWallet();
       expect((await a.client.mintToken({ idempotencyKey: "doubt-cb-seed", to: from, amountWei: "10" })).status).toBe(TransactionStatus.CONFIRMED);
@@ -157,9 +160,7 @@ describe("a lane whose commit fails after its broadcast", () => {
       expect(await node.getTransactionCount({ address: signers[other]!, blockTag: "pending" })).toBe(before[other]);
       expect(await chain.balanceOf(from)).toBe(6n);
     } finally {
-      await a.stop();
-      await a.dropDatabase();
-      await interceptor.close();
+      await close();
     }
   });
 });

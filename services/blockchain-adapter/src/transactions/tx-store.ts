@@ -2,7 +2,8 @@ import pg from "pg";
 import type { Address, Hex, TransactionReceipt } from "viem";
 import type { ChainClient, SignedTx } from "../chain/chain-client.ts";
 import { clawbackStore } from "../clawbacks/clawback-store.ts";
-import { toDecimal, type Tx } from "../db.ts";
+import { isDatabaseUnavailable, toDecimal, type Tx } from "../db.ts";
+import { AdapterError } from "../errors.ts";
 import type { MintRequest } from "../mints/mint-request.ts";
 
 /**
@@ -279,6 +280,19 @@ export class MintCallStore {
   constructor(connectionString: string, poolSize = 4) {
     this.pool = new pg.Pool({ connectionString, max: poolSize });
     this.pool.on("error", () => {}); // an idle client's lost connection: the next checkout reconnects
+    // A session ended mid-query (a Postgres restart) fails that query; it must not crash the adapter.
+    this.pool.on("connect", (client) => client.on("error", () => {}));
+  }
+
+  /**
+   * A lost database reads as DATABASE_UNAVAILABLE to the caller: node-postgres's socket codes
+   * (ECONNREFUSED, ...) would otherwise pass for the chain's (rpc/errors.ts asks the chain first).
+   */
+  private query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    return this.pool.query<R>(text, values).catch((err: unknown) => {
+      if (isDatabaseUnavailable(err)) throw new AdapterError("unavailable", "DATABASE_UNAVAILABLE", "the adapter's database is unavailable; try again later");
+      throw err;
+    });
   }
 
   /**
@@ -287,7 +301,7 @@ export class MintCallStore {
    * (its snapshot does not see its own inserts) for the caller's replay check.
    */
   async record(requests: readonly MintRequest[], traceparentOf: (r: MintRequest) => string | null = () => null): Promise<RecordedMints> {
-    const { rows } = await this.pool.query<{ kind: "clash" | "fresh" | "stored"; idempotency_key: string; to_address: string | null; amount_wei: string | null }>(
+    const { rows } = await this.query<{ kind: "clash" | "fresh" | "stored"; idempotency_key: string; to_address: string | null; amount_wei: string | null }>(
       `WITH i AS (
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::jsonb[], $6::text[])
            AS i(idempotency_key, mint_id, to_address, amount_wei, metadata, traceparent)
@@ -323,7 +337,7 @@ export class MintCallStore {
 
   /** Mints stored now (a key another call inserted after record's snapshot, for the replay check). */
   async stored(keys: readonly string[]): Promise<RecordedMints["stored"]> {
-    const { rows } = await this.pool.query<{ idempotency_key: string; to_address: string; amount_wei: string }>(
+    const { rows } = await this.query<{ idempotency_key: string; to_address: string; amount_wei: string }>(
       `SELECT idempotency_key, to_address, amount_wei::text FROM mints WHERE idempotency_key = ANY($1::text[])`,
       [keys],
     );
@@ -332,7 +346,7 @@ export class MintCallStore {
 
   /** One statement: the mints' state and their transaction's hash and block. */
   async outcomes(keys: readonly string[]): Promise<MintOutcome[]> {
-    const { rows } = await this.pool.query<{ idempotency_key: string; mint_id: string; status: MintOutcome["status"]; error_reason: string | null; error_message: string | null; tx_hash: string | null; block_number: string | null }>(
+    const { rows } = await this.query<{ idempotency_key: string; mint_id: string; status: MintOutcome["status"]; error_reason: string | null; error_message: string | null; tx_hash: string | null; block_number: string | null }>(
       `SELECT m.idempotency_key, m.mint_id, m.status::text AS status, m.error_reason, m.error_message, t.tx_hash, t.block_number::text AS block_number
        FROM mints m LEFT JOIN blockchain_transactions t ON t.id = m.transaction_id
        WHERE m.idempotency_key = ANY($1::text[])`,
