@@ -100,3 +100,12 @@ it("SendStore.confirmMinted: one statement for the usual receipt; anything else 
     await store.close();
   }
 });
+
+it("MintCallStore: a database out of reach is DATABASE_UNAVAILABLE, not a socket error that reads as the chain's", async () => {
+  const store = new MintCallStore("postgresql://postgres@127.0.0.1:1/none", 1);
+  try {
+    await expect(store.outcomes(["k"])).rejects.toMatchObject({ name: "AdapterError", reason: "DATABASE_UNAVAILABLE" });
+  } finally {
+    await store.close();
+  }
+});
