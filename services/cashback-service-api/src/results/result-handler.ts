@@ -86,7 +86,7 @@ export class ResultHandler {
             throw new Park("ENTRY_MISMATCH", `refund ${refundId} claws back entry ${entry.accrualId}, the event says ${entryId}`);
           }
           if (transition.outcome === "applied") await applyTransition(tx, entry.id, transition.status, transition.effects);
-          if (transition.outcome === "ignored") this.deps.logger.info({ eventId: event.id, type: event.type, entryId: entry.id, status: entry.status }, "result event ignored: the entry is already final");
+          if (transition.outcome === "ignored") this.deps.logger.debug({ eventId: event.id, type: event.type, entryId: entry.id, status: entry.status }, "result event ignored: the entry is already final");
           await tx.processedEvent.update({ where: { eventId: event.id }, data: { outcome: transition.outcome } });
           return { outcome: transition.outcome, type: event.type };
         },
