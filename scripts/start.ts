@@ -5,12 +5,14 @@
 // started first). Exit code: 0 after a requested stop, 1 when the stack could not start.
 //
 // Env: CHAIN_PORT (8545), ADAPTER_PORT (50051), API_PORT (3000), CONSUMER_PORT (3100),
-// ADAPTER_AUTH_TOKEN, API_ADMIN_KEY (local dev defaults); any service variable is passed through.
+// ADAPTER_AUTH_TOKEN, API_ADMIN_KEY (local dev defaults), START_KEEP_DATABASES=1 (do not start the
+// local databases afresh with a new chain); any service variable is passed through.
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawn } from "node:child_process";
+import { archiveDatabase } from "@cashback/db";
 import { rpcAnswers } from "./rpc-answers.ts";
 import { httpOk, Supervisor, type ServiceSpec } from "./supervisor.ts";
 
@@ -89,6 +91,24 @@ if (chainAlreadyRunning) {
     spawn(process.execPath, ["--import", "tsx", "deploy/deploy.ts"], { cwd: repoRoot, stdio: "inherit", env: { ...env, CHAIN_RPC_URL: rpcUrl } }).on("exit", (c) => resolve(c ?? 1)),
   );
   if (code !== 0) await shutdown(1, "deploying the token failed");
+}
+
+// A chain we start is new and empty: the books of the last one (ledger, mint requests, nonces)
+// would describe balances that are gone, so the local databases start afresh with it. The old
+// ones stay readable as <name>_previous. Databases named in the env are never touched.
+if (!chainAlreadyRunning && env.START_KEEP_DATABASES !== "1") {
+  const defaults = { API_DATABASE_URL: "cashback_api", CONSUMER_DATABASE_URL: "mint_consumer", ADAPTER_DATABASE_URL: "blockchain_adapter" };
+  const moved: string[] = [];
+  for (const [variable, name] of Object.entries(defaults)) {
+    if (env[variable] || env[`${variable}_FILE`]) continue;
+    try {
+      const previous = await archiveDatabase(`postgresql://postgres@127.0.0.1:5432/${name}`);
+      if (previous) moved.push(`${name} -> ${previous}`);
+    } catch (err) {
+      supervisor.say(`could not set ${name} aside (${(err as Error).message}); keeping it`);
+    }
+  }
+  if (moved.length) supervisor.say(`new chain, fresh books: the last run's databases are kept as ${moved.join(", ")} (START_KEEP_DATABASES=1 keeps using them)`);
 }
 
 try {

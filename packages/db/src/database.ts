@@ -28,6 +28,23 @@ export async function ensureDatabase(connectionString: string): Promise<{ create
   }
 }
 
+/**
+ * Moves a database aside as `<name>_previous` (replacing an older one), so the next start
+ * creates it afresh while the old rows stay readable. Returns the new name, or undefined when
+ * there was nothing to move. Fails when a session still uses the database (nothing is forced).
+ */
+export async function archiveDatabase(connectionString: string): Promise<string | undefined> {
+  const name = databaseNameOf(connectionString);
+  const previous = `${name}_previous`;
+  return withMaintenanceClient(connectionString, async (client) => {
+    const { rowCount } = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
+    if (!rowCount) return undefined;
+    await client.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(previous)}`);
+    await client.query(`ALTER DATABASE ${quoteIdentifier(name)} RENAME TO ${quoteIdentifier(previous)}`);
+    return previous;
+  });
+}
+
 /** Runs `work` on a connection to the server's maintenance database (`postgres`, else `template1`). */
 export async function withMaintenanceClient<T>(connectionString: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
   let client: pg.Client;

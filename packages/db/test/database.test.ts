@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { describeTarget } from "../src/connectionString.ts";
-import { ensureDatabase } from "../src/index.ts";
+import { archiveDatabase, ensureDatabase } from "../src/index.ts";
 import { createTestDatabase, type TestDatabase } from "../src/testing.ts";
 import { query } from "./pg.ts";
 
@@ -53,6 +53,30 @@ describe("ensureDatabase", () => {
 
   it("reports errors other than a missing database", async () => {
     await expect(ensureDatabase("postgresql://postgres@127.0.0.1:1/whatever")).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
+
+describe("archiveDatabase (npm start with a new chain)", () => {
+  it("moves the database aside as <name>_previous with its rows, replacing an older one; nothing to move is a no-op", async () => {
+    db = await createTestDatabase("db_archive");
+    const previous = `${db.name}_previous`;
+    const previousUrl = db.url.replace(`/${db.name}`, `/${previous}`);
+    try {
+      await query(db.url, "CREATE TABLE books (n int); INSERT INTO books VALUES (1)");
+      expect(await archiveDatabase(db.url)).toBe(previous);
+      expect(await exists(db.name)).toBe(false);
+      expect(await query(previousUrl, "SELECT n FROM books")).toEqual([{ n: 1 }]);
+
+      // The next run's books replace the older archive.
+      expect(await ensureDatabase(db.url)).toEqual({ created: true });
+      await query(db.url, "CREATE TABLE books (n int); INSERT INTO books VALUES (2)");
+      expect(await archiveDatabase(db.url)).toBe(previous);
+      expect(await query(previousUrl, "SELECT n FROM books")).toEqual([{ n: 2 }]);
+
+      expect(await archiveDatabase(db.url)).toBeUndefined();
+    } finally {
+      await query(SERVER, `DROP DATABASE IF EXISTS "${previous}" WITH (FORCE)`);
+    }
   });
 });
 

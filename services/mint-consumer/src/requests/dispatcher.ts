@@ -77,8 +77,10 @@ export class Dispatcher {
     if (!this.running) return;
     this.running = false;
     this.nudge();
-    await this.loop;
+    // The grace period starts now, not after the loop ends: a claim stuck on the database must
+    // not hold calls under way past it.
     const timer = setTimeout(() => this.abort.abort(), graceMs);
+    await this.loop;
     await Promise.allSettled([...this.active]);
     clearTimeout(timer);
   }
