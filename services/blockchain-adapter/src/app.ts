@@ -18,14 +18,14 @@ import { AdapterError } from "./errors.ts";
 import { backoffMs, FailureStreak } from "./failure-streak.ts";
 import { createMetrics } from "./metrics.ts";
 import { Completions } from "./mints/completions.ts";
-import { HeldMints, MintDispatcher } from "./mints/dispatcher.ts";
+import { HeldKeys, MintDispatcher } from "./mints/dispatcher.ts";
 import { MintService } from "./mints/mint-service.ts";
 import { ReceiptWatcher } from "./transactions/receipt-watcher.ts";
 import { Settlement } from "./mints/settlement.ts";
 import { TxMonitor } from "./transactions/tx-monitor.ts";
 import { NonceStore } from "./nonces/nonce-store.ts";
 import { SignerLanes, type Lane } from "./lanes/signer-lanes.ts";
-import { SendStore } from "./transactions/tx-store.ts";
+import { MintCallStore, SendStore } from "./transactions/tx-store.ts";
 import { registerReflection } from "./reflection/reflection-service.ts";
 import { requireBearer } from "./rpc/auth.ts";
 import { blockchainServiceImpl, type Services } from "./rpc/blockchain-service.ts";
@@ -94,11 +94,15 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
     // Mints back from a bounded transaction that reverted: every lane estimates them before sending.
     const needsEstimate = new Set<string>();
     // Mint keys no lane may send now (used by a transaction not yet mined, or a round in doubt).
-    const held = new HeldMints();
-    const settlement = new Settlement({ db: database, chain, completions, logger, metrics, confirmations: config.confirmations, needsEstimate });
+    const held = new HeldKeys();
+    const heldClawbacks = new HeldKeys();
+    // Each lane holds one client through its broadcast; spares so a lane never waits on another's
+    // nor on the receipts recorded here too.
+    const sendStore = new SendStore(config.databaseUrl, config.signerKeys.length + 2);
+    const settlement = new Settlement({ db: database, chain, completions, logger, metrics, confirmations: config.confirmations, needsEstimate, sendStore });
     const receipts = new ReceiptWatcher({ chain, settlement, logger, metrics, confirmations: config.confirmations, stuckAfterMs: config.stuckAfterMs });
-    // Each lane holds one client through its broadcast; one spare so a lane never waits on another's.
-    const sendStore = new SendStore(config.databaseUrl, config.signerKeys.length + 1);
+    // MintToken / MintBatch record and read on a pool of their own, off the lanes' clients.
+    const mintCalls = new MintCallStore(config.databaseUrl, 4);
     const lanes: Lane[] = [];
     const sender = { requireChainCheck: () => signers.requireChainCheck() };
     for (const [i, key] of config.signerKeys.entries()) {
@@ -119,6 +123,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
         maxBackoffMs: Math.min(5_000, config.breakerHalfOpenAfterMs),
         needsEstimate,
         held,
+        heldClawbacks,
         alwaysEstimate: config.gasEstimate === "always",
         sendStore,
       });
@@ -138,7 +143,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
     });
     const common = { db: database, breaker, dispatcher, completions, receiptTimeoutMs: config.receiptTimeoutMs, metadataLimits: config.metadata };
     services = {
-      mints: new MintService(common),
+      mints: new MintService({ ...common, store: mintCalls }),
       clawbacks: new ClawbackService(common),
       transactions: new TransactionLookup({ db: database, chain, confirmations: config.confirmations }),
       chain,
@@ -171,6 +176,7 @@ export async function startAdapter(config: AdapterConfig, logger: Logger, opts: 
         await balances.stop();
         await receipts.stop();
         await sendStore.close();
+        await mintCalls.close();
         await database.$disconnect();
       },
     };

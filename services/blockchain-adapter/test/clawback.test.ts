@@ -102,6 +102,10 @@ describe("Clawback", () => {
       expect(code).toBe(Code.AlreadyExists);
       expect(detail).toMatchObject({ retryable: false, reason: "IDEMPOTENCY_KEY_REUSED" });
     }
+    // A MintBatch with a clawback's key among new ones records none of them.
+    const batch = await failure(main.client.mintBatch({ mints: [{ idempotencyKey: "refund-2-sibling", to: from, amountWei: "1" }, { idempotencyKey: "refund-2", to: from, amountWei: "1" }] }));
+    expect(batch.code).toBe(Code.AlreadyExists);
+    expect(await main.adapter.db.mint.findUnique({ where: { idempotencyKey: "refund-2-sibling" } })).toBeNull();
     expect(await chain.balanceOf(from)).toBe(9n);
   });
 

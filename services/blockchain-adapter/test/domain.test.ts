@@ -13,7 +13,7 @@ import { Completions } from "../src/mints/completions.ts";
 import { quote } from "../src/validation.ts";
 import { mintIdFor, parseMintRequest, sameMint } from "../src/mints/mint-request.ts";
 import { nextNonce } from "../src/nonces/nonce-policy.ts";
-import { HeldMints } from "../src/mints/dispatcher.ts";
+import { HeldKeys } from "../src/mints/dispatcher.ts";
 
 const token = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 const to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
@@ -139,6 +139,17 @@ describe("Completions", () => {
     completions.notify(["k"]);
     await first;
     expect(completions.size).toBe(0);
+  });
+
+  it("hands a waiter the confirmation it was notified with (the keys confirmed together), and nothing on a timeout or a bare wake-up", async () => {
+    const completions = new Completions();
+    const batch = completions.wait(["b-1", "b-2"], 60_000);
+    const bare = completions.wait(["c-1"], 60_000);
+    completions.notify(["b-1", "b-2", "b-3"], { txHash: "0xabc", blockNumber: 7n });
+    completions.notify(["c-1"]);
+    expect(await batch).toEqual({ keys: new Set(["b-1", "b-2", "b-3"]), txHash: "0xabc", blockNumber: 7n });
+    expect(await bare).toBeUndefined();
+    expect(await completions.wait(["d-1"], 1)).toBeUndefined();
   });
 
   it("keeps nothing after many timed-out waits (one per mint)", async () => {
@@ -287,9 +298,9 @@ describe("isDatabaseUnavailable", () => {
   });
 });
 
-describe("HeldMints (shared by the signer lanes)", () => {
+describe("HeldKeys (shared by the signer lanes)", () => {
   it("holds a round's keys from its broadcast; a commit releases them, a failed one keeps them until the chain is asked", () => {
-    const held = new HeldMints();
+    const held = new HeldKeys();
     held.sending(["a", "b"]);
     expect([...held.keys]).toEqual(["a", "b"]); // no other lane claims them while in flight
     expect(held.waiting).toBe(false); // in flight only: nothing to ask the chain about

@@ -129,4 +129,37 @@ describe("a lane whose commit fails after its broadcast", () => {
       await interceptor.close();
     }
   });
+
+  it("holds its clawback back from the other lanes until the chain is asked (the other lane never claims it)", async () => {
+    const keys = [await freshMinter(chain), await freshMinter(chain)];
+    const signers = keys.map((k) => privateKeyToAccount(k).address);
+    const node = createPublicClient({ transport: http(chain.nodeUrl) });
+    const interceptor = await startRpcInterceptor(chain.rpcUrl);
+    const a = await startTestAdapter(chain, { ADAPTER_SIGNER_KEYS: keys.join(","), CHAIN_RPC_URL: interceptor.url, TX_MONITOR_INTERVAL_MS: "3600000" });
+    try {
+      const from = freshWallet();
+      expect((await a.client.mintToken({ idempotencyKey: "doubt-cb-seed", to: from, amountWei: "10" })).status).toBe(TransactionStatus.CONFIRMED);
+      const before = await Promise.all(signers.map((address) => node.getTransactionCount({ address })));
+      // The clawback's broadcast is mined, its answer lost: that lane's round rolls back in doubt.
+      interceptor.killOnBroadcast(async () => {});
+      const first = a.client.clawback({ idempotencyKey: "doubt-cb-1", from, amountWei: "4" });
+      await until("the broadcast", () => interceptor.kills === 1);
+      const after = await Promise.all(signers.map((address) => node.getTransactionCount({ address })));
+      const other = after[0] === before[0] ? 0 : 1;
+      expect(after[1 - other]).toBe(before[1 - other]! + 1);
+      const estimates = interceptor.calls("eth_estimateGas");
+      // Only the other lane is woken, again and again, while the failed one backs off. Nothing but
+      // a claim would make it estimate a clawback (refused here: the refId is used, so no second
+      // send on this node; one whose estimate does not see the first would send it again).
+      for (const end = Date.now() + 500; Date.now() < end; await sleep(5)) a.adapter.lanes.lanes[other]!.dispatcher.nudge();
+      expect((await first).status).toBe(TransactionStatus.CONFIRMED);
+      expect(interceptor.calls("eth_estimateGas")).toBe(estimates);
+      expect(await node.getTransactionCount({ address: signers[other]!, blockTag: "pending" })).toBe(before[other]);
+      expect(await chain.balanceOf(from)).toBe(6n);
+    } finally {
+      await a.stop();
+      await a.dropDatabase();
+      await interceptor.close();
+    }
+  });
 });

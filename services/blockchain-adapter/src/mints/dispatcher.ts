@@ -58,8 +58,10 @@ export class MintDispatcher {
      * adds the mints of a bounded transaction that reverted). Others go with a gas bound.
      */
     needsEstimate?: Set<string>;
-    /** Keys no lane may send now; shared by every lane (see HeldMints). */
-    held?: HeldMints;
+    /** Mint keys no lane may send now; shared by every lane (see HeldKeys). */
+    held?: HeldKeys;
+    /** The same for clawback keys. */
+    heldClawbacks?: HeldKeys;
     /** Estimate every batch (the behaviour before gas bounds); default false. */
     alwaysEstimate?: boolean;
     /** The hot path on `pg`; without it every round goes through Prisma. */
@@ -79,16 +81,17 @@ export class MintDispatcher {
   private checkRequested = true;
   private inDoubt = false;
   /** Keys whose mint id is used (or may be) by a transaction not yet mined: not to be sent again. */
-  private readonly held: HeldMints;
-  /** The same for clawback keys whose refId is used by a transaction not yet mined. */
-  private awaitingClawbacks = new Set<string>();
+  private readonly held: HeldKeys;
+  /** The same for clawback keys (refIds). */
+  private readonly heldClawbacks: HeldKeys;
   private awaitCheckedAt = 0;
   private resyncNonce = false;
   private readonly streak: FailureStreak;
 
   constructor(deps: MintDispatcher["deps"]) {
     this.deps = deps;
-    this.held = deps.held ?? new HeldMints();
+    this.held = deps.held ?? new HeldKeys();
+    this.heldClawbacks = deps.heldClawbacks ?? new HeldKeys();
     this.streak = new FailureStreak(deps.logger, "mint dispatcher");
   }
 
@@ -195,17 +198,17 @@ export class MintDispatcher {
         throw err;
       }
       this.inDoubt = false;
-    } else if ((this.held.waiting || this.awaitingClawbacks.size > 0) && Date.now() - this.awaitCheckedAt >= 1_000) {
+    } else if ((this.held.waiting || this.heldClawbacks.waiting) && Date.now() - this.awaitCheckedAt >= 1_000) {
       // only the held-back keys, once a second
       if (this.held.waiting) await this.reconcileWithChain("awaiting");
-      if (this.awaitingClawbacks.size > 0) await this.reconcileClawbacks("awaiting");
+      if (this.heldClawbacks.waiting) await this.reconcileClawbacks("awaiting");
     }
     return (await this.mintRound()) + (await this.clawbackRound());
   }
 
   private async mintRound(): Promise<number> {
     const { sendStore, alwaysEstimate, needsEstimate } = this.deps;
-    if (needsEstimate?.size) await this.forgetFinished(needsEstimate);
+    if (needsEstimate?.size) await this.forgetFinished("mints", needsEstimate);
     if (sendStore && !alwaysEstimate && (needsEstimate?.size ?? 0) === 0) return this.boundedMintRound(sendStore);
     return this.estimatedMintRound();
   }
@@ -216,10 +219,14 @@ export class MintDispatcher {
    * would keep every later round off the bounded path. Only final states: a key is added to
    * needsEstimate before its re-queue commits.
    */
-  private async forgetFinished(keys: Set<string>): Promise<void> {
+  private async forgetFinished(table: "mints" | "clawbacks", keys: Set<string>): Promise<void> {
     if (keys.size === 0) return;
-    const rows = await this.deps.db.$queryRaw<{ idempotency_key: string }[]>`
-      SELECT idempotency_key FROM mints WHERE idempotency_key = ANY(${[...keys]}) AND status IN ('CONFIRMED', 'FAILED')`;
+    const rows =
+      table === "mints"
+        ? await this.deps.db.$queryRaw<{ idempotency_key: string }[]>`
+            SELECT idempotency_key FROM mints WHERE idempotency_key = ANY(${[...keys]}) AND status IN ('CONFIRMED', 'FAILED')`
+        : await this.deps.db.$queryRaw<{ idempotency_key: string }[]>`
+            SELECT idempotency_key FROM clawbacks WHERE idempotency_key = ANY(${[...keys]}) AND status IN ('CONFIRMED', 'FAILED')`;
     for (const r of rows) keys.delete(r.idempotency_key);
   }
 
@@ -367,7 +374,7 @@ export class MintDispatcher {
     const { db, chain, settlement } = this.deps;
     this.awaitCheckedAt = Date.now();
     // Settled by a receipt or another adapter meanwhile: nothing left to wait for.
-    if (scope === "awaiting") await this.forgetFinished(this.held.keys);
+    if (scope === "awaiting") await this.forgetFinished("mints", this.held.keys);
     const held = [...this.held.keys];
     const settled = await db.$transaction(
       async (tx) => {
@@ -406,35 +413,45 @@ export class MintDispatcher {
     const { db, chain, logger } = this.deps;
     let sent: { signed: SignedTx; txId: bigint; key: string } | undefined;
     let finished: string[] = [];
-    const handled = await db.$transaction(
-      async (tx) => {
-        const [row] = await tx.$queryRaw<PendingClawbackRow[]>`
-          SELECT idempotency_key, ref_id, from_address, amount_wei FROM clawbacks
-          WHERE status = 'PENDING' AND NOT (idempotency_key = ANY(${[...this.awaitingClawbacks]}))
-          ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED`;
-        if (!row) return 0;
-        const nonce = await this.deps.nonces.lock(tx);
-        let prepared;
-        try {
-          prepared = await chain.prepareClawback(toClawbackCall(row), nonce);
-        } catch (err) {
-          if (!(err instanceof ContractRejectedError)) throw err;
-          if (err.reason === "EnforcedPause") throw new TokenPausedError(); // a halt, not a verdict
-          finished = await this.rejectClawback(tx, row, err);
+    let sending: string[] = [];
+    let committed = false;
+    let handled: number;
+    try {
+      handled = await db.$transaction(
+        async (tx) => {
+          const [row] = await tx.$queryRaw<PendingClawbackRow[]>`
+            SELECT idempotency_key, ref_id, from_address, amount_wei FROM clawbacks
+            WHERE status = 'PENDING' AND NOT (idempotency_key = ANY(${[...this.heldClawbacks.keys]}))
+            ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED`;
+          if (!row) return 0;
+          const nonce = await this.deps.nonces.lock(tx);
+          let prepared;
+          try {
+            prepared = await chain.prepareClawback(toClawbackCall(row), nonce);
+          } catch (err) {
+            if (!(err instanceof ContractRejectedError)) throw err;
+            if (err.reason === "EnforcedPause") throw new TokenPausedError(); // a halt, not a verdict
+            finished = await this.rejectClawback(tx, row, err);
+            return 1;
+          }
+          const signed = await chain.sign(prepared);
+          const txId = await txStore.recordSigned(tx, chain, signed);
+          await clawbackStore.submitted(tx, row.idempotency_key, txId);
+          await this.deps.nonces.advance(tx, signed.nonce);
+          // From here a failure may leave the transaction on chain without our record of it: every
+          // lane holds the key back until the chain says (reconcileClawbacks).
+          this.inDoubt = true;
+          this.heldClawbacks.sending((sending = [row.idempotency_key]));
+          await chain.broadcast(signed.raw);
+          sent = { signed, txId, key: row.idempotency_key };
           return 1;
-        }
-        const signed = await chain.sign(prepared);
-        const txId = await txStore.recordSigned(tx, chain, signed);
-        await clawbackStore.submitted(tx, row.idempotency_key, txId);
-        await this.deps.nonces.advance(tx, signed.nonce);
-        // From here a failure may leave the transaction on chain without our record of it.
-        this.inDoubt = true;
-        await chain.broadcast(signed.raw);
-        sent = { signed, txId, key: row.idempotency_key };
-        return 1;
-      },
-      { timeout: 60_000, maxWait: 10_000 },
-    );
+        },
+        { timeout: 60_000, maxWait: 10_000 },
+      );
+      committed = true;
+    } finally {
+      this.heldClawbacks.sent(sending, committed);
+    }
     this.inDoubt = false;
     this.deps.completions.notify(finished);
     if (sent) {
@@ -449,7 +466,8 @@ export class MintDispatcher {
   private async reconcileClawbacks(scope: "queue" | "awaiting"): Promise<void> {
     const { db, chain, settlement } = this.deps;
     this.awaitCheckedAt = Date.now();
-    const held = [...this.awaitingClawbacks];
+    if (scope === "awaiting") await this.forgetFinished("clawbacks", this.heldClawbacks.keys);
+    const held = [...this.heldClawbacks.keys];
     const settled = await db.$transaction(
       async (tx) => {
         const queued =
@@ -460,10 +478,7 @@ export class MintDispatcher {
             : await tx.$queryRaw<PendingClawbackRow[]>`
                 SELECT idempotency_key, ref_id, from_address, amount_wei FROM clawbacks
                 WHERE status = 'PENDING' AND idempotency_key = ANY(${held}) FOR UPDATE SKIP LOCKED`;
-        if (queued.length === 0) {
-          this.awaitingClawbacks = new Set();
-          return [] as string[];
-        }
+        if (queued.length === 0) return [] as string[];
         const used = await chain.refIdsUsed(queued.map((r) => r.ref_id as Hex), "pending");
         const onChain = queued.filter((_, i) => used[i]);
         const mined = await chain.refIdsUsed(onChain.map((r) => r.ref_id as Hex), "latest");
@@ -472,7 +487,9 @@ export class MintDispatcher {
           this.deps.logger.warn({ err: shortMessage(err) }, "could not look up clawbacks on chain; holding them back");
           return [] as string[];
         });
-        this.awaitingClawbacks = new Set(onChain.map((r) => r.idempotency_key).filter((k) => !done.includes(k)));
+        // Only the rows looked at here: another lane's round in flight holds its key (locked, skipped).
+        for (const r of queued) this.heldClawbacks.keys.delete(r.idempotency_key);
+        for (const r of onChain) if (!done.includes(r.idempotency_key)) this.heldClawbacks.keys.add(r.idempotency_key);
         return done;
       },
       { timeout: 60_000, maxWait: 10_000 },
@@ -490,7 +507,7 @@ export class MintDispatcher {
     const key = row.idempotency_key;
     if (err.reason === "ClawbackAlreadyApplied") {
       const settled = await this.deps.settlement.settleClawedBack(tx, [toClawbackRef(row)]).catch(() => [] as string[]);
-      if (settled.length === 0) this.awaitingClawbacks.add(key); // looked up again later
+      if (settled.length === 0) this.heldClawbacks.keys.add(key); // looked up again later
       return settled;
     }
     if (err.reason === "ERC20InsufficientBalance") {
@@ -537,12 +554,12 @@ export class MintDispatcher {
 }
 
 /**
- * Mint keys no lane may send now, shared by the signer lanes: ids used on chain by a transaction
- * not yet mined, and the keys of rounds between broadcast and commit. A round whose commit fails
+ * Mint (or clawback) keys no lane may send now, shared by the signer lanes: ids used on chain by a
+ * transaction not yet mined, and the keys of rounds between broadcast and commit. A round whose commit fails
  * leaves its keys held, so no other lane claims and sends them again before the chain is asked
  * (else a second send: refused by the contract, but a lone bounded mint reverts and costs gas).
  */
-export class HeldMints {
+export class HeldKeys {
   readonly keys = new Set<string>();
   private readonly inFlight = new Set<string>();
 

@@ -1,13 +1,13 @@
 import type { CircuitBreakerPolicy } from "cockatiel";
 import { chainDown } from "../chain/circuit-breaker.ts";
 import { AdapterError, invalidArgument } from "../errors.ts";
-import { fromDecimal, RECORD_TX, type Db } from "../db.ts";
+import type { Db } from "../db.ts";
 import { DEFAULT_METADATA_LIMITS, type MetadataLimits } from "../validation.ts";
-import type { Completions } from "./completions.ts";
+import type { Completions, Confirmation } from "./completions.ts";
 import { parseMintRequest, sameMint, type MintRequest } from "./mint-request.ts";
 import { toMintResult, type MintResult } from "./views.ts";
 import { requestTraceparent } from "../rpc/tracing.ts";
-import { txStore } from "../transactions/tx-store.ts";
+import type { MintCallStore, MintOutcome } from "../transactions/tx-store.ts";
 
 export const MAX_BATCH = 200;
 type MintInput = Parameters<typeof parseMintRequest>[0];
@@ -23,6 +23,8 @@ export class MintService {
     /** The signer lanes: woken for new work; outOfFunds when no lane can pay for gas. */
     dispatcher: { nudge(): void; readonly outOfFunds?: boolean };
     completions: Completions;
+    /** Recording the keys and reading their outcome, one `pg` statement each. */
+    store: MintCallStore;
     receiptTimeoutMs: number;
     metadataLimits?: MetadataLimits;
   };
@@ -50,7 +52,7 @@ export class MintService {
     if (fresh.size > 0) this.deps.dispatcher.nudge();
     // Keys recorded just now are PENDING: no read until the first wake-up (the waiter is registered
     // before the dispatcher can run a round, so no notification is missed).
-    const rows = await this.awaitFinal(keys, Date.now() + this.deps.receiptTimeoutMs, signal, fresh.size === keys.length);
+    const rows = await this.awaitFinal(requests, Date.now() + this.deps.receiptTimeoutMs, signal, fresh.size === keys.length);
     return keys.map((key) => toMintResult(rows.get(key)!, !fresh.has(key)));
   }
 
@@ -71,46 +73,56 @@ export class MintService {
 
   /** Inserts the new keys; returns which were new. A known key with other parameters, or a clawback's key, is refused. */
   private async record(requests: MintRequest[]): Promise<Set<string>> {
-    return this.deps.db.$transaction(async (tx) => {
-      const fresh = await txStore.insertMints(tx, requests, (r) => requestTraceparent(r.metadata));
-      // Keys are one namespace with clawbacks, so GetTransaction by key is never ambiguous.
-      const clash = fresh.size ? await tx.clawback.findFirst({ where: { idempotencyKey: { in: [...fresh] } }, select: { idempotencyKey: true } }) : null;
-      if (clash) throw new AdapterError("already_exists", "IDEMPOTENCY_KEY_REUSED", `idempotency key "${clash.idempotencyKey}" was used for a clawback`);
-      const replays = requests.filter((r) => !fresh.has(r.idempotencyKey));
-      if (replays.length) {
-        const stored = await tx.mint.findMany({ where: { idempotencyKey: { in: replays.map((r) => r.idempotencyKey) } } });
-        const byKey = new Map(stored.map((s) => [s.idempotencyKey, s]));
-        for (const r of replays) {
-          const s = byKey.get(r.idempotencyKey);
-          if (s && !sameMint({ toAddress: s.toAddress, amountWei: fromDecimal(s.amountWei) }, r)) {
-            throw new AdapterError("already_exists", "IDEMPOTENCY_KEY_REUSED", `idempotency key "${r.idempotencyKey}" was used for a different mint`);
-          }
-        }
+    const { store } = this.deps;
+    const { fresh, clash, stored } = await store.record(requests, (r) => requestTraceparent(r.metadata));
+    // Keys are one namespace with clawbacks, so GetTransaction by key is never ambiguous.
+    if (clash !== undefined) throw new AdapterError("already_exists", "IDEMPOTENCY_KEY_REUSED", `idempotency key "${clash}" was used for a clawback`);
+    const replays = requests.filter((r) => !fresh.has(r.idempotencyKey));
+    // A key inserted by a concurrent call after the statement's snapshot: read it now.
+    const late = replays.filter((r) => !stored.has(r.idempotencyKey)).map((r) => r.idempotencyKey);
+    if (late.length) for (const [k, v] of await store.stored(late)) stored.set(k, v);
+    for (const r of replays) {
+      const s = stored.get(r.idempotencyKey);
+      if (s && !sameMint(s, r)) {
+        throw new AdapterError("already_exists", "IDEMPOTENCY_KEY_REUSED", `idempotency key "${r.idempotencyKey}" was used for a different mint`);
       }
-      return fresh;
-    }, RECORD_TX);
+    }
+    return fresh;
   }
 
   /**
    * Waits until the mints are final, the deadline passes, the caller goes away, or the breaker
    * opens with mints still unsent. The keys are recorded by then and will be minted in any case,
-   * so every early exit answers SUBMITTED: the caller asks again with the same key.
+   * so every early exit answers SUBMITTED: the caller asks again with the same key. Keys the
+   * wake-up itself says are confirmed (Completions' Confirmation) are not read again.
    */
-  private async awaitFinal(keys: string[], deadline: number, signal?: AbortSignal, allPending = false) {
-    const { db, completions } = this.deps;
-    let waiting = keys;
-    if (allPending) await completions.wait(keys, Math.max(1, Math.min(250, deadline - Date.now())));
+  private async awaitFinal(requests: MintRequest[], deadline: number, signal?: AbortSignal, allPending = false) {
+    const { store, completions } = this.deps;
+    const keys = requests.map((r) => r.idempotencyKey);
+    const byKey = new Map<string, MintOutcome>();
+    const learn = (c: Confirmation | undefined) => {
+      if (!c) return;
+      for (const r of requests) {
+        if (!c.keys.has(r.idempotencyKey)) continue;
+        byKey.set(r.idempotencyKey, { idempotencyKey: r.idempotencyKey, mintId: r.mintId, status: "CONFIRMED", errorReason: null, errorMessage: null, transaction: { txHash: c.txHash, blockNumber: c.blockNumber } });
+      }
+    };
+    const openKeys = () => keys.filter((k) => {
+      const status = byKey.get(k)?.status;
+      return status === undefined || status === "PENDING" || status === "SUBMITTED";
+    });
+    const cap = () => Math.max(1, Math.min(250, deadline - Date.now()));
+    if (allPending) learn(await completions.wait(keys, cap()));
     for (;;) {
+      let open = openKeys();
+      if (open.length === 0) return byKey;
       // Woken by our own dispatcher; the short cap covers other adapter processes.
-      const woken = completions.wait(waiting, Math.max(1, Math.min(250, deadline - Date.now())));
-      const rows = await db.mint.findMany({ where: { idempotencyKey: { in: keys } }, include: { transaction: true } });
-      const byKey = new Map(rows.map((r) => [r.idempotencyKey, r]));
-      const open = rows.filter((r) => r.status === "PENDING" || r.status === "SUBMITTED");
+      const woken = completions.wait(open, cap());
+      for (const row of await store.outcomes(open)) byKey.set(row.idempotencyKey, row);
+      open = openKeys();
       if (open.length === 0 || Date.now() >= deadline || signal?.aborted) return byKey;
-      if (open.some((r) => r.status === "PENDING") && chainDown(this.deps.breaker)) return byKey;
-      waiting = open.map((r) => r.idempotencyKey);
-      await woken;
+      if (open.some((k) => byKey.get(k)?.status === "PENDING") && chainDown(this.deps.breaker)) return byKey;
+      learn(await woken);
     }
   }
 }
-

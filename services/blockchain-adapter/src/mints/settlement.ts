@@ -8,7 +8,7 @@ import { fromDecimal, toDecimal, type Db, type Tx } from "../db.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Completions } from "./completions.ts";
 import { isSettled } from "../transactions/lifecycle.ts";
-import { txStore } from "../transactions/tx-store.ts";
+import { txStore, type SendStore } from "../transactions/tx-store.ts";
 
 /**
  * Moves mints, clawbacks and their transactions to a final state from what the chain says: a
@@ -24,8 +24,11 @@ export class Settlement {
   private readonly confirmations: number;
   /** Shared with the dispatchers: mints to estimate before they are sent again. */
   private readonly needsEstimate: Set<string>;
+  /** The usual receipt's one-statement path on `pg`; without it every receipt goes through Prisma. */
+  private readonly sendStore?: SendStore;
 
-  constructor(deps: { db: Db; chain: ChainClient; completions: Completions; logger: Logger; metrics: Metrics; confirmations: number; needsEstimate?: Set<string> }) {
+  constructor(deps: { db: Db; chain: ChainClient; completions: Completions; logger: Logger; metrics: Metrics; confirmations: number; needsEstimate?: Set<string>; sendStore?: SendStore }) {
+    this.sendStore = deps.sendStore;
     this.confirmations = deps.confirmations;
     this.needsEstimate = deps.needsEstimate ?? new Set();
     this.db = deps.db;
@@ -37,6 +40,16 @@ export class Settlement {
 
   /** Records the receipt of transaction `txId`. Safe to call twice (the second does nothing). */
   async recordReceipt(txId: bigint, receipt: TransactionReceipt): Promise<void> {
+    if (this.sendStore && receipt.status === "success") {
+      // Every open mint minted by it, nothing else to settle: one statement (else the full path).
+      const keys = await this.sendStore.confirmMinted(txId, receipt, [...mintOutcomes(this.chain.token, receipt.logs).minted]);
+      if (keys) {
+        this.metrics.transactions.inc({ event: "confirmed" });
+        this.metrics.mints.inc({ status: "confirmed" }, keys.length);
+        this.completions.notify(keys, { txHash: receipt.transactionHash, blockNumber: receipt.blockNumber });
+        return;
+      }
+    }
     const finished: string[] = [];
     const requeued: string[] = [];
     let recorded = false;

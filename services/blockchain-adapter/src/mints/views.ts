@@ -33,8 +33,10 @@ export interface TransactionView {
   error?: { reason: string; message: string; retryable: boolean };
 }
 
-type MintWithTx = Mint & { transaction: BlockchainTransaction | null };
-type ClawbackWithTx = Clawback & { transaction: BlockchainTransaction | null };
+/** What an answer needs of a stored row (a Prisma row or MintCallStore's outcome). */
+type Stored = Pick<Mint, "idempotencyKey" | "status" | "errorReason" | "errorMessage"> & { transaction: Pick<BlockchainTransaction, "txHash" | "blockNumber"> | null };
+type MintWithTx = Stored & Pick<Mint, "mintId">;
+type ClawbackWithTx = Stored & Pick<Clawback, "refId">;
 /** What a transaction view needs of the mints or clawback a transaction carries. */
 type Carried = Pick<Mint, "idempotencyKey" | "status" | "errorReason" | "errorMessage">;
 

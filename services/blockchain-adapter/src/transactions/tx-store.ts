@@ -216,6 +216,138 @@ export class SendStore {
     return BigInt(rows[0]!.id);
   }
 
+  /**
+   * The usual receipt in one statement: a transaction of ours that succeeded, SUBMITTED, with no
+   * other transaction on its nonce, no open clawback, and every open mint on it among `mintedIds`
+   * (its CashbackMinted events): the transaction CONFIRMED and those mints CONFIRMED on it.
+   * Returns the mints' keys, or undefined when the receipt is anything else (nothing written;
+   * Settlement.recordReceipt's full path handles it).
+   */
+  async confirmMinted(txId: bigint, receipt: Pick<TransactionReceipt, "blockNumber" | "blockHash" | "gasUsed">, mintedIds: readonly Hex[]): Promise<string[] | undefined> {
+    const { rows } = await this.pool.query<{ done: number; keys: string[] }>(
+      `WITH t AS (
+         UPDATE blockchain_transactions b
+         SET status = 'CONFIRMED', block_number = $2::bigint, block_hash = $3, gas_used = $4::numeric, mined_at = now(), error_message = NULL, updated_at = now()
+         WHERE b.id = $1::bigint AND b.status = 'SUBMITTED'
+           AND NOT EXISTS (SELECT 1 FROM blockchain_transactions s WHERE s.chain_id = b.chain_id AND s.from_address = b.from_address AND s.nonce = b.nonce AND s.id <> b.id)
+           AND NOT EXISTS (SELECT 1 FROM clawbacks c WHERE c.transaction_id = b.id AND c.status IN ('PENDING', 'SUBMITTED'))
+           AND NOT EXISTS (SELECT 1 FROM mints m WHERE m.transaction_id = b.id AND m.status IN ('PENDING', 'SUBMITTED') AND NOT (m.mint_id = ANY($5::text[])))
+         RETURNING b.id
+       ), m AS (
+         UPDATE mints SET status = 'CONFIRMED', error_reason = NULL, error_message = NULL, updated_at = now()
+         WHERE transaction_id IN (SELECT id FROM t) AND status IN ('PENDING', 'SUBMITTED')
+         RETURNING idempotency_key
+       )
+       SELECT (SELECT count(*) FROM t)::int AS done, ARRAY(SELECT idempotency_key FROM m) AS keys`,
+      [txId.toString(), receipt.blockNumber.toString(), receipt.blockHash, receipt.gasUsed.toString(), mintedIds],
+    );
+    return rows[0]!.done === 1 ? rows[0]!.keys : undefined;
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+}
+
+/** What MintService needs of a stored mint to answer a caller (views.ts: toMintResult). */
+export interface MintOutcome {
+  idempotencyKey: string;
+  mintId: string;
+  status: "PENDING" | "SUBMITTED" | "CONFIRMED" | "FAILED";
+  errorReason: string | null;
+  errorMessage: string | null;
+  transaction: { txHash: string; blockNumber: bigint | null } | null;
+}
+
+/** What recording a call's keys found: the new keys, a clawback's key among them, the known mints. */
+export interface RecordedMints {
+  fresh: Set<string>;
+  /** A key that is a clawback's (nothing was inserted then). */
+  clash?: string;
+  /** Mints stored before this call, for the replay check. */
+  stored: Map<string, { toAddress: string; amountWei: bigint }>;
+}
+
+/**
+ * MintService's hot path on a `pg` pool of its own (the lanes hold SendStore's clients through
+ * their broadcasts): recording a call's keys and reading their outcome are one statement each,
+ * outside any interactive transaction (DESIGN.md: Prisma's costs several times the statements).
+ */
+export class MintCallStore {
+  private readonly pool: pg.Pool;
+
+  constructor(connectionString: string, poolSize = 4) {
+    this.pool = new pg.Pool({ connectionString, max: poolSize });
+    this.pool.on("error", () => {}); // an idle client's lost connection: the next checkout reconnects
+  }
+
+  /**
+   * One statement: inserts the new keys as PENDING unless one of them is a clawback's (then none,
+   * as the clash check in one transaction did), and returns the mints that were there before it
+   * (its snapshot does not see its own inserts) for the caller's replay check.
+   */
+  async record(requests: readonly MintRequest[], traceparentOf: (r: MintRequest) => string | null = () => null): Promise<RecordedMints> {
+    const { rows } = await this.pool.query<{ kind: "clash" | "fresh" | "stored"; idempotency_key: string; to_address: string | null; amount_wei: string | null }>(
+      `WITH i AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::jsonb[], $6::text[])
+           AS i(idempotency_key, mint_id, to_address, amount_wei, metadata, traceparent)
+       ), clash AS (
+         SELECT i.idempotency_key FROM i JOIN clawbacks c USING (idempotency_key)
+         WHERE NOT EXISTS (SELECT 1 FROM mints m WHERE m.idempotency_key = i.idempotency_key) LIMIT 1
+       ), ins AS (
+         INSERT INTO mints (idempotency_key, mint_id, to_address, amount_wei, metadata, traceparent)
+         SELECT idempotency_key, mint_id, to_address, amount_wei, metadata, traceparent FROM i
+         WHERE NOT EXISTS (SELECT 1 FROM clash)
+         ON CONFLICT DO NOTHING RETURNING idempotency_key
+       )
+       SELECT 'clash' AS kind, idempotency_key, NULL AS to_address, NULL AS amount_wei FROM clash
+       UNION ALL SELECT 'fresh', idempotency_key, NULL, NULL FROM ins
+       UNION ALL SELECT 'stored', idempotency_key, to_address, amount_wei::text FROM mints WHERE idempotency_key = ANY($1::text[])`,
+      [
+        requests.map((r) => r.idempotencyKey),
+        requests.map((r) => r.mintId),
+        requests.map((r) => r.to),
+        requests.map((r) => r.amountWei.toString()),
+        requests.map((r) => JSON.stringify(r.metadata)),
+        requests.map(traceparentOf),
+      ],
+    );
+    const out: RecordedMints = { fresh: new Set(), stored: new Map() };
+    for (const r of rows) {
+      if (r.kind === "clash") out.clash = r.idempotency_key;
+      else if (r.kind === "fresh") out.fresh.add(r.idempotency_key);
+      else out.stored.set(r.idempotency_key, { toAddress: r.to_address!, amountWei: BigInt(r.amount_wei!) });
+    }
+    return out;
+  }
+
+  /** Mints stored now (a key another call inserted after record's snapshot, for the replay check). */
+  async stored(keys: readonly string[]): Promise<RecordedMints["stored"]> {
+    const { rows } = await this.pool.query<{ idempotency_key: string; to_address: string; amount_wei: string }>(
+      `SELECT idempotency_key, to_address, amount_wei::text FROM mints WHERE idempotency_key = ANY($1::text[])`,
+      [keys],
+    );
+    return new Map(rows.map((r) => [r.idempotency_key, { toAddress: r.to_address, amountWei: BigInt(r.amount_wei) }]));
+  }
+
+  /** One statement: the mints' state and their transaction's hash and block. */
+  async outcomes(keys: readonly string[]): Promise<MintOutcome[]> {
+    const { rows } = await this.pool.query<{ idempotency_key: string; mint_id: string; status: MintOutcome["status"]; error_reason: string | null; error_message: string | null; tx_hash: string | null; block_number: string | null }>(
+      `SELECT m.idempotency_key, m.mint_id, m.status::text AS status, m.error_reason, m.error_message, t.tx_hash, t.block_number::text AS block_number
+       FROM mints m LEFT JOIN blockchain_transactions t ON t.id = m.transaction_id
+       WHERE m.idempotency_key = ANY($1::text[])`,
+      [keys],
+    );
+    return rows.map((r) => ({
+      idempotencyKey: r.idempotency_key,
+      mintId: r.mint_id,
+      status: r.status,
+      errorReason: r.error_reason,
+      errorMessage: r.error_message,
+      transaction: r.tx_hash === null ? null : { txHash: r.tx_hash, blockNumber: r.block_number === null ? null : BigInt(r.block_number) },
+    }));
+  }
+
   close(): Promise<void> {
     return this.pool.end();
   }

@@ -235,12 +235,14 @@ export const mb = (bytes: number | undefined) => (bytes === undefined ? "?" : `$
 export async function startRpcInterceptor(targetUrl: string) {
   let onBroadcast: (() => Promise<void>) | undefined;
   let kills = 0;
+  const methods = new Map<string, number>();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       void (async () => {
         const body = Buffer.concat(chunks).toString();
+        for (const [, m] of body.matchAll(/"method":"(\w+)"/g)) methods.set(m!, (methods.get(m!) ?? 0) + 1);
         const upstream = await fetch(targetUrl, { method: "POST", headers: { "content-type": "application/json" }, body }).catch(() => undefined);
         if (!upstream) return res.destroy();
         const answer = await upstream.text();
@@ -268,6 +270,10 @@ export async function startRpcInterceptor(targetUrl: string) {
     },
     get kills() {
       return kills;
+    },
+    /** How many requests for `method` went through so far. */
+    calls(method: string): number {
+      return methods.get(method) ?? 0;
     },
     close: () =>
       new Promise<void>((resolve) => {
