@@ -44,7 +44,7 @@ function withPassword(url: string): string {
 }
 
 async function service(name: keyof typeof lines, entry: string, env: Record<string, string>, readyUrl: string) {
-  const proc = serviceProcess({ name, entry, env: { LOG_LEVEL: "info", ...env }, ready: () => httpOk(readyUrl), readyTimeoutMs: 120_000, onLine: (l) => lines[name].push(l) });
+  const proc = serviceProcess({ name, entry, env: { LOG_LEVEL: "debug", ...env }, ready: () => httpOk(readyUrl), readyTimeoutMs: 120_000, onLine: (l) => lines[name].push(l) });
   procs.push(proc);
   await proc.start();
   return proc;
@@ -139,11 +139,19 @@ describe("one purchase, traced through the system, with secrets that never reach
     expect(trace.body.outbox[0].trace_id).toBe(TRACE_ID); // from a purchase id to its trace
 
     const traced = (name: keyof typeof lines) => lines[name].filter((l) => parse(l)?.trace_id === TRACE_ID);
-    // The API logs the result event it applied in the purchase's trace; the consumer the mint it confirmed; the adapter the call it answered.
-    await waitFor("the trace id in all three services' logs", () => traced("api").length > 0 && traced("consumer").length > 0 && traced("adapter").length > 0, { timeoutMs: 20_000 });
-    expect(traced("api").map((l) => parse(l)!.msg)).toContain("result event applied to the ledger");
-    expect(traced("consumer").map((l) => parse(l)!.msg)).toContain("mint confirmed");
-    expect(traced("adapter").map((l) => parse(l)!.msg)).toContain("MintToken answered");
+    const tracedMsgs = (name: keyof typeof lines) => traced(name).map((l) => parse(l)!.msg);
+    // The services run at debug here: the API logs each result event it applied in the purchase's
+    // trace, the consumer each mint it confirmed, the adapter each call it answered (per-event
+    // lines are debug; at pipeline rates a line each cost CPU).
+    await waitFor(
+      "the trace id in all three services' per-event lines",
+      () => tracedMsgs("api").includes("result event applied to the ledger") && tracedMsgs("consumer").includes("mint confirmed") && tracedMsgs("adapter").includes("MintToken answered"),
+      { timeoutMs: 20_000 },
+    );
+    // At info, the line per batch (result events applied, mints confirmed) names the trace ids in it.
+    const batchLines = (name: keyof typeof lines, msg: string) => lines[name].map(parse).filter((l) => l?.msg === msg && (l.level ?? 0) >= 30);
+    expect(batchLines("api", "result events applied to the ledger").flatMap((l) => l!.traceIds ?? [])).toContain(TRACE_ID);
+    expect(batchLines("consumer", "mints confirmed").flatMap((l) => l!.traceIds ?? [])).toContain(TRACE_ID);
 
     const client = new pg.Client({ connectionString: adapterDbUrl });
     await client.connect();
@@ -192,9 +200,10 @@ describe("graceful shutdown", () => {
   }, 90_000);
 });
 
-function parse(line: string): { trace_id?: string; msg?: string } | undefined {
+type Line = { trace_id?: string; msg?: string; level?: number; traceIds?: string[] };
+function parse(line: string): Line | undefined {
   try {
-    return JSON.parse(line) as { trace_id?: string; msg?: string };
+    return JSON.parse(line) as Line;
   } catch {
     return undefined;
   }

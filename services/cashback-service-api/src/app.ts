@@ -20,7 +20,7 @@ import { PurchaseSchema } from "./purchases/purchase-view.ts";
 import { PurchaseWriter } from "./purchases/purchase-writer.ts";
 import { RefundSchema } from "./purchases/refunds.ts";
 import { registerPurchaseRoutes } from "./purchases/routes.ts";
-import { RESULT_CONCURRENCY, ResultConsumer } from "./results/result-consumer.ts";
+import { RESULT_POOL_SIZE, ResultConsumer } from "./results/result-consumer.ts";
 import { ResultHandler } from "./results/result-handler.ts";
 import { RuleCache } from "./rules/rule-cache.ts";
 import { registerRuleRoutes, RuleSchema } from "./rules/routes.ts";
@@ -45,10 +45,12 @@ export async function startApi(config: ApiConfig, logger: Logger, opts: { deploy
   if (config.usingDevAdminKey) logger.info("using the development admin key (loopback only; set API_ADMIN_KEY for anything shared)");
 
   const metrics = createMetrics();
-  // Prisma's pool: the result consumer's RESULT_CONCURRENCY transactions plus room for REST reads.
-  const db = createDb(config.databaseUrl, RESULT_CONCURRENCY + 4);
+  // Prisma's pool: REST reads, and the result events applied one by one (a batch that can not be
+  // applied whole); batches go through resultPool.
+  const db = createDb(config.databaseUrl, 8);
   const pool = createPool(config.databaseUrl, config.dbPoolSize);
   const relayPool = createPool(config.databaseUrl, 3);
+  const resultPool = createPool(config.databaseUrl, RESULT_POOL_SIZE);
   const keys = new KeyResolver({ db, adminKey: config.adminKey });
   const rules = new RuleCache({ db, logger });
   const idempotency = new Idempotency({ db, ttlMs: config.idempotencyTtlMs, logger });
@@ -92,7 +94,7 @@ export async function startApi(config: ApiConfig, logger: Logger, opts: { deploy
     if (stopping || !config.relayEnabled) return;
     relay = new OutboxRelay({ pool: relayPool, nats: nc, logger, retentionMs: config.outboxRetentionMs, lingerMs: config.relayLingerMs, onPublished: (n) => metrics.outboxPublished.inc(n) });
     relay.start();
-    consumer = new ResultConsumer({ nats: nc, handler: new ResultHandler({ db, logger }), logger, metrics, concurrency: RESULT_CONCURRENCY });
+    consumer = new ResultConsumer({ nats: nc, handler: new ResultHandler({ db, logger, pool: resultPool }), logger, metrics });
     consumer.start();
     logger.info("outbox relay and result consumer running");
   })().catch((err: unknown) => logger.error({ err }, "NATS start-up failed"));
@@ -165,6 +167,7 @@ export async function startApi(config: ApiConfig, logger: Logger, opts: { deploy
       await Promise.race([natsStarted, new Promise((r) => setTimeout(r, 100))]);
       await pool.end();
       await relayPool.end();
+      await resultPool.end();
       await db.$disconnect();
     },
   };

@@ -8,6 +8,7 @@ import { createLogger } from "@cashback/runtime";
 import { keccak256, toHex } from "viem";
 import { expectStatus, purchaseBody, startTestApi, until, WALLETS, type TestApi } from "./support/api.ts";
 import { streamMessages } from "./support/stream.ts";
+import { ResultHandler } from "../src/results/result-handler.ts";
 
 const CBK = 10n ** 18n;
 let t: TestApi;
@@ -95,6 +96,57 @@ describe("result events move the ledger", () => {
     expect(view.refunds.map((r: { clawback_status: string }) => r.clawback_status)).toEqual(["clawed_back", "clawback_failed"]);
     const ledger = expectStatus(await m.client.get(`/v1/users/${u.id}/ledger`), 200);
     expect(ledger.totals).toMatchObject({ clawed_back_wei: (5n * CBK).toString(), clawback_failed_wei: (25n * CBK / 10n).toString() });
+  });
+});
+
+describe("a batch of result events, in one transaction", () => {
+  const bytes = (e: Envelope<EventType>) => new TextEncoder().encode(JSON.stringify(e));
+  const event = <T extends EventType>(type: T, payload: PayloadOf<T>) => newEvent(type, payload, { correlationId: randomUUID() });
+  const entry = async (id: string) => (await t.api.pool.query("SELECT status, tx_hash, failure_reason FROM cashback_ledger WHERE id = $1", [id])).rows[0];
+  const handler = () => new ResultHandler({ db: t.api.db, logger: createLogger("results-test", "silent"), pool: t.api.pool });
+  const minted = (entryId: string, c: string) => event("cashback.minted", { entry_id: entryId, mint_id: keccak256(toHex(mintKey(entryId))), tx_hash: tx(c), block_number: "5", wallet: WALLETS[1], amount_wei: (10n * CBK).toString() });
+
+  it("applies each event once: a duplicate in the batch and a redelivery in the next are no-ops", async () => {
+    const a = await purchaseWithCashback();
+    const b = await purchaseWithCashback();
+    const refund = expectStatus(await a.m.client.post(`/v1/purchases/${a.p.id}/refunds`, { amount_minor: 100 }), 201);
+    const mintedA = minted(a.entryId, "1");
+    const failedB = event("cashback.mint_failed", { entry_id: b.entryId, reason: "REVERTED", message: "first try" });
+    const mintedB = minted(b.entryId, "2"); // a success after a failure, in the same batch, wins
+    const clawed = event("cashback.clawed_back", { refund_id: refund.id, entry_id: a.entryId, ref_id: keccak256(toHex(clawbackKey(refund.id))), tx_hash: tx("3"), block_number: "6", wallet: WALLETS[1], amount_wei: refund.clawback_wei });
+    const first = await handler().handleBatch([mintedA, mintedA, failedB, mintedB, clawed].map(bytes));
+    expect(first?.map((o) => o.outcome)).toEqual(["applied", "duplicate", "applied", "applied", "applied"]);
+    expect(await entry(a.entryId)).toEqual({ status: "minted", tx_hash: tx("1"), failure_reason: null });
+    expect(await entry(b.entryId)).toEqual({ status: "minted", tx_hash: tx("2"), failure_reason: null });
+    expect(await entry(refund.clawback_entry_id)).toMatchObject({ status: "clawed_back", tx_hash: tx("3") });
+    for (const e of [mintedA, failedB, mintedB, clawed]) expect(await processed(e.id)).toBe("applied");
+
+    // redelivered, beside a stale failure: the one is a duplicate, the other ignored; nothing moves
+    const stale = event("cashback.mint_failed", { entry_id: a.entryId, reason: "REVERTED", message: "late" });
+    const second = await handler().handleBatch([bytes(mintedA), bytes(stale)]);
+    expect(second?.map((o) => o.outcome)).toEqual(["duplicate", "ignored"]);
+    expect(await entry(a.entryId)).toEqual({ status: "minted", tx_hash: tx("1"), failure_reason: null });
+    expect(await processed(stale.id)).toBe("ignored");
+    const n = (await t.api.pool.query("SELECT count(*)::int AS n FROM processed_events WHERE event_id = ANY($1::uuid[])", [[mintedA.id, failedB.id, mintedB.id, clawed.id, stale.id]])).rows[0].n;
+    expect(n).toBe(5);
+    expect(expectStatus(await a.m.client.get(`/v1/purchases/${a.p.id}`), 200).cashback).toMatchObject({ status: "minted", mint_id: mintedA.payload.mint_id, block_number: "5" });
+  });
+
+  it("declines a batch with a poison event in it, changing nothing, so that its events go one by one", async () => {
+    const c = await purchaseWithCashback();
+    const good = event("cashback.mint_failed", { entry_id: c.entryId, reason: "REVERTED", message: "good" });
+    const unknown = event("cashback.mint_failed", { entry_id: randomUUID(), reason: "REVERTED", message: "whose?" });
+    expect(await handler().handleBatch([bytes(good), bytes(unknown)])).toBeUndefined();
+    expect(await processed(good.id)).toBeUndefined();
+    expect((await entry(c.entryId)).status).toBe("pending");
+    // one by one: the good one applies, the poison is parked alone
+    expect((await handler().handle(bytes(good))).outcome).toBe("applied");
+    expect(await handler().handle(bytes(unknown))).toMatchObject({ outcome: "parked", reason: "UNKNOWN_ENTRY" });
+    // messages that do not decode are parked without declining the batch
+    const [bad, ok] = (await handler().handleBatch([new TextEncoder().encode("{not json"), bytes(minted(c.entryId, "4"))]))!;
+    expect(bad).toMatchObject({ outcome: "parked", reason: "MALFORMED_JSON" });
+    expect(ok).toMatchObject({ outcome: "applied" });
+    expect((await entry(c.entryId)).status).toBe("minted");
   });
 });
 

@@ -58,7 +58,9 @@ export function loadConfig(given: Record<string, string | undefined> = process.e
     adapterUrl,
     adapterToken: explicitToken ?? DEV_ADAPTER_TOKEN,
     adapterTimeoutMs,
-    concurrency: int(env, "CONSUMER_CONCURRENCY", 4, { min: 1, max: 64 }),
+    // 8: with 4, calls waiting ~1 s each for their transactions capped bench:pipeline at ~290
+    // cashbacks/s with a core idle (docs/benchmarks.md).
+    concurrency: int(env, "CONSUMER_CONCURRENCY", 8, { min: 1, max: 64 }),
     // The adapter takes at most 200 entries per MintBatch.
     mintBatchMax: int(env, "CONSUMER_MINT_BATCH_MAX", 200, { min: 1, max: 200 }),
     fetchBatch: int(env, "CONSUMER_FETCH_BATCH", 100, { min: 1, max: 1_000 }),

@@ -11,7 +11,7 @@ describe("loadConfig", () => {
       adapterUrl: "http://127.0.0.1:50051",
       adapterToken: "dev-adapter-token",
       adapterTimeoutMs: 60_000,
-      concurrency: 4,
+      concurrency: 8,
       mintBatchMax: 200,
       fetchBatch: 100,
       maxDeliver: 20,

@@ -79,7 +79,7 @@ export function blockchainServiceImpl(services: () => Services, logger: Logger):
   return {
     mintToken: guard("MintToken", async (req, ctx, deps) => {
       const r = await deps.mints.mint(toInput(req), ctx.signal);
-      logAnswer(logger, "MintToken", { idempotencyKey: r.idempotencyKey, status: r.status, txHash: r.txHash || undefined, replayed: r.replayed });
+      logAnswer(logger, "MintToken", { idempotencyKey: r.idempotencyKey, status: r.status, txHash: r.txHash || undefined, replayed: r.replayed }, "debug");
       return toResponse(r);
     }),
 

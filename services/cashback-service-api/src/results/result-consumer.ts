@@ -5,21 +5,25 @@ import { deadLetterSubject, DLQ_HEADERS, STREAMS } from "@cashback/events";
 import { backoffMs } from "@cashback/outbox";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics.ts";
-import type { ResultHandler } from "./result-handler.ts";
+import type { HandleOutcome, ResultHandler } from "./result-handler.ts";
 import { context, contextFrom } from "@cashback/telemetry";
 
 export const RESULTS_DURABLE = "cashback-service-api";
 /** A message failing this many times for a reason other than a bad message is parked too. */
 const MAX_DELIVERIES = 30;
 /**
- * Result events applied at once. Each is one transaction that waits for its own commit (WAL
- * flush); one at a time, that capped the whole pipeline at the rate of serial commits on a busy
- * Postgres (bench:pipeline: events waited seconds in front of an apply of a few ms). Concurrent
- * commits share flushes. Events are independent: each locks only its own entry, and the ledger
- * transition is order-insensitive (a success after a failure wins, a failure after a success is
- * ignored). The Prisma pool is sized for it (app.ts).
+ * Result events are applied in batches, each ONE transaction on the pg pool (result-batch.ts):
+ * one commit (one WAL flush) and a handful of set-based statements for up to RESULT_BATCH_MAX
+ * events, where one Prisma transaction per event cost the API most of its CPU and kept events
+ * waiting seconds in front of it (bench:pipeline). Up to RESULT_BATCHES batches run at once (on
+ * distinct entries they do not wait on each other; shared ones are locked in id order). A batch
+ * that can not be applied whole (a poison event in it, a database error) is applied one by one,
+ * as before, so one bad event never holds back the others.
  */
-export const RESULT_CONCURRENCY = 16;
+export const RESULT_BATCH_MAX = 64;
+export const RESULT_BATCHES = 4;
+/** Connections the result consumer needs on its pg pool. */
+export const RESULT_POOL_SIZE = RESULT_BATCHES;
 
 /**
  * The durable pull consumer of CASHBACK_RESULTS (explicit ack). Each message is applied by
@@ -33,7 +37,7 @@ export class ResultConsumer {
   private loop?: Promise<void>;
   private messages?: ConsumerMessages;
 
-  constructor(private readonly deps: { nats: NatsConnection; handler: ResultHandler; logger: Logger; metrics: Metrics; concurrency?: number }) {}
+  constructor(private readonly deps: { nats: NatsConnection; handler: ResultHandler; logger: Logger; metrics: Metrics; batchMax?: number; batches?: number }) {}
 
   start(): void {
     if (this.running) return;
@@ -66,17 +70,40 @@ export class ResultConsumer {
         this.messages = await consumer.consume({ max_messages: 100 });
         if (!this.running) await this.messages.close();
         failures = 0;
-        const limit = this.deps.concurrency ?? RESULT_CONCURRENCY;
+        const batchMax = this.deps.batchMax ?? RESULT_BATCH_MAX;
+        const batches = this.deps.batches ?? RESULT_BATCHES;
+        const waiting: JsMsg[] = [];
         const inFlight = new Set<Promise<void>>();
+        let flushQueued = false;
+        const flush = () => {
+          flushQueued = false;
+          while (waiting.length > 0 && inFlight.size < batches) {
+            const p: Promise<void> = this.processBatch(waiting.splice(0, batchMax)).finally(() => {
+              inFlight.delete(p);
+              flush();
+            });
+            inFlight.add(p);
+          }
+        };
         try {
           for await (const m of this.messages) {
-            const p: Promise<void> = this.process(m).finally(() => inFlight.delete(p));
-            inFlight.add(p);
-            if (inFlight.size >= limit) await Promise.race(inFlight);
+            waiting.push(m);
+            // After the messages already received (delivered to this loop in microtasks): a batch
+            // takes all of them, not just the first.
+            if (!flushQueued) {
+              flushQueued = true;
+              setImmediate(flush);
+            }
+            while (waiting.length >= batchMax * batches && inFlight.size >= batches) await Promise.race(inFlight);
             if (!this.running) break;
           }
         } finally {
-          await Promise.allSettled(inFlight); // each is acked or naked before we re-attach or stop
+          // each received message is acked or naked before we re-attach or stop
+          flush();
+          while (inFlight.size > 0 || waiting.length > 0) {
+            await Promise.allSettled(inFlight);
+            flush();
+          }
         }
       } catch (err) {
         if (!this.running) break;
@@ -87,16 +114,48 @@ export class ResultConsumer {
     }
   }
 
-  /** Each event is handled in the trace it carries (the purchase's): its log lines name it. */
-  private process(m: JsMsg): Promise<void> {
-    return context.with(contextFrom(m.headers?.get("traceparent") || undefined, context.active()), () => this.processInTrace(m));
+  /**
+   * A batch in one transaction, then each message settled in order (dead letters, metrics, ack
+   * after the commit); one by one when it can not be applied whole.
+   */
+  private async processBatch(batch: JsMsg[]): Promise<void> {
+    const { handler, logger } = this.deps;
+    let outcomes: HandleOutcome[] | undefined;
+    try {
+      outcomes = await handler.handleBatch(batch.map((m) => m.data));
+    } catch (err) {
+      logger.warn({ err: String(err), size: batch.length }, "result batch not applied; applying its events one by one");
+    }
+    if (!outcomes) {
+      for (const m of batch) await this.process(m);
+      return;
+    }
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < batch.length; i++) {
+      const m = batch[i]!;
+      const result = outcomes[i]!;
+      counts[result.outcome] = (counts[result.outcome] ?? 0) + 1;
+      await this.inTrace(m, () => this.settle(m, result));
+    }
+    logger.info({ size: batch.length, ...counts, traceIds: batch.map(traceIdOf).filter(Boolean) }, "result events applied to the ledger");
   }
 
-  private async processInTrace(m: JsMsg): Promise<void> {
+  /** Each event is handled in the trace it carries (the purchase's): its log lines name it. */
+  private inTrace<T>(m: JsMsg, fn: () => Promise<T>): Promise<T> {
+    return context.with(contextFrom(m.headers?.get("traceparent") || undefined, context.active()), fn);
+  }
+
+  private process(m: JsMsg): Promise<void> {
+    return this.inTrace(m, () => this.settle(m));
+  }
+
+  /** Applies one message (unless its outcome is given, from a batch), then acks or naks it. */
+  private async settle(m: JsMsg, given?: HandleOutcome): Promise<void> {
     const { handler, logger, metrics } = this.deps;
     try {
-      const result = await handler.handle(m.data);
-      if (result.outcome === "applied") logger.info({ type: result.type, seq: m.seq }, "result event applied to the ledger");
+      const result = given ?? (await handler.handle(m.data));
+      // Per event at debug (a line each cost CPU at pipeline rates); each batch has its info line.
+      if (result.outcome === "applied" && logger.isLevelEnabled("debug")) logger.debug({ type: result.type, seq: m.seq }, "result event applied to the ledger");
       if (result.outcome === "parked") {
         logger.error({ subject: m.subject, seq: m.seq, reason: result.reason, message: result.message }, "result event parked in the dead-letter stream");
         await this.deadLetter(m, result.reason, result.message);
@@ -132,4 +191,9 @@ export class ResultConsumer {
     // msgID: one dead letter per stream message, however often it is redelivered
     await jetstream(this.deps.nats).publish(deadLetterSubject(m.subject), m.data, { headers: h, msgID: `${STREAMS.results.name}:${m.seq}` });
   }
+}
+
+/** The trace id of a message's traceparent (00-<trace id>-<span id>-<flags>), if it has one. */
+function traceIdOf(m: JsMsg): string | undefined {
+  return m.headers?.get("traceparent")?.split("-")[1] || undefined;
 }

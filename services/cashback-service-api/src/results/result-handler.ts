@@ -1,8 +1,10 @@
+import type pg from "pg";
 import type { Logger } from "pino";
 import { decodeEvent, type AnyEvent } from "@cashback/events";
 import type { Db, Prisma } from "../db.ts";
 import { applyTransition, lockEntry } from "../ledger/ledger-store.ts";
 import { next, type ResultEvent } from "../ledger/ledger-state.ts";
+import { applyResultBatch, type BatchEvent } from "./result-batch.ts";
 
 /** What became of one message. `parked` ones go to the dead-letter stream with the reason. */
 export type HandleOutcome =
@@ -28,14 +30,46 @@ class Park extends Error {
  * never retried forever, never a crash).
  */
 export class ResultHandler {
-  constructor(private readonly deps: { db: Db; logger: Logger }) {}
+  constructor(private readonly deps: { db: Db; logger: Logger; pool?: pg.Pool }) {}
 
-  async handle(data: Uint8Array): Promise<HandleOutcome> {
+  /**
+   * Applies many messages at once: those that do not decode are parked (no database), the others
+   * in one transaction on the pg pool (result-batch.ts). Undefined when the batch can not be
+   * applied as a whole (an event in it would be parked): the caller then uses `handle` one by one.
+   * Throws on database errors (nothing applied).
+   */
+  async handleBatch(data: readonly Uint8Array[]): Promise<HandleOutcome[] | undefined> {
+    const { pool } = this.deps;
+    if (!pool) return undefined;
+    const read = data.map((d) => this.read(d));
+    const events = read.filter((r): r is BatchEvent => "event" in r);
+    let applied: HandleOutcome[] = [];
+    if (events.length > 0) {
+      const client = await pool.connect();
+      try {
+        const outcomes = await applyResultBatch(client, events);
+        if (!outcomes) return undefined;
+        applied = outcomes;
+      } finally {
+        client.release();
+      }
+    }
+    let i = 0;
+    return read.map((r) => ("event" in r ? applied[i++]! : r));
+  }
+
+  private read(data: Uint8Array): BatchEvent | HandleOutcome {
     const decoded = decodeEvent(data);
     if (!decoded.ok) return { outcome: "parked", type: "unknown", reason: decoded.reason, message: decoded.message };
     const event = decoded.event;
     if (!RESULT_TYPES.has(event.type)) return { outcome: "parked", type: event.type, reason: "UNEXPECTED_TYPE", message: `${event.type} is not a result event` };
-    const { result, by, entryId, refundId } = toResult(event);
+    return { event, ...toResult(event) };
+  }
+
+  async handle(data: Uint8Array): Promise<HandleOutcome> {
+    const read = this.read(data);
+    if (!("event" in read)) return read;
+    const { event, result, by, entryId, refundId } = read;
     try {
       return await this.deps.db.$transaction(
         async (tx) => {
@@ -52,7 +86,7 @@ export class ResultHandler {
             throw new Park("ENTRY_MISMATCH", `refund ${refundId} claws back entry ${entry.accrualId}, the event says ${entryId}`);
           }
           if (transition.outcome === "applied") await applyTransition(tx, entry.id, transition.status, transition.effects);
-          if (transition.outcome === "ignored") this.deps.logger.info({ eventId: event.id, type: event.type, entryId: entry.id, status: entry.status }, "result event ignored: the entry is already final");
+          if (transition.outcome === "ignored") this.deps.logger.debug({ eventId: event.id, type: event.type, entryId: entry.id, status: entry.status }, "result event ignored: the entry is already final");
           await tx.processedEvent.update({ where: { eventId: event.id }, data: { outcome: transition.outcome } });
           return { outcome: transition.outcome, type: event.type };
         },

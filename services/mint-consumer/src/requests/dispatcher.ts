@@ -208,6 +208,9 @@ export class Dispatcher {
     const { metrics, logger } = this.deps;
     const traces = new Map(items.map((i) => [i.id, i.traceparent]));
     let settled = false;
+    let confirmed = 0;
+    let failed = 0;
+    const debug = logger.isLevelEnabled("debug");
     for (const t of applied) {
       metrics.transitions.inc({ kind, from: t.from, to: t.to });
       // Logged in the request's own trace: its line carries the purchase's trace id.
@@ -215,15 +218,19 @@ export class Dispatcher {
       if (t.to === "CONFIRMED") {
         metrics.mintLatency.observe({ kind }, (Date.now() - t.createdAt.getTime()) / 1000);
         settled = true;
-        inTrace(() => logger.info({ kind, id: t.id, from: t.from }, `${kind} confirmed`));
+        confirmed++;
+        // Per request at debug (a line each cost CPU at pipeline rates); the round has its info line.
+        if (debug) inTrace(() => logger.debug({ kind, id: t.id, from: t.from }, `${kind} confirmed`));
       }
       if (t.to === "FAILED" && t.problem) {
         settled = true;
+        failed++;
         if (t.problem.deadLettered) metrics.deadLetters.inc({ reason: t.problem.reason });
         const problem = t.problem;
         inTrace(() => logger.warn({ kind, id: t.id, reason: problem.reason, message: problem.message, deadLettered: problem.deadLettered }, `${kind} failed`));
       }
     }
+    if (confirmed > 0) logger.info({ kind, confirmed, failed, traceIds: traceIdsOf(applied.map((t) => traces.get(t.id))) }, `${kind}s confirmed`);
     // A settled mint may release clawbacks waiting for it.
     if (settled && kind === "mint") this.nudge();
   }
@@ -247,4 +254,9 @@ function linksOf(items: ClaimedRequest[]) {
     const sc = trace.getSpanContext(contextFrom(i.traceparent, context.active()));
     return validTraceparent(i.traceparent) && sc ? [{ context: sc }] : [];
   });
+}
+
+/** The trace ids of traceparents (00-<trace id>-<span id>-<flags>), for a line about many requests. */
+function traceIdsOf(traceparents: (string | null | undefined)[]): string[] {
+  return traceparents.flatMap((tp) => (tp ? [tp.split("-")[1] ?? ""] : [])).filter(Boolean);
 }
