@@ -6,9 +6,17 @@ export const TEST_ADAPTER_TOKEN = "test-adapter-token";
 
 /**
  * The real blockchain adapter as a separate process against a test chain, on a free port, with
- * its own database URL (create one with createTestDatabase from @cashback/db/testing).
+ * its own database URL (create one with createTestDatabase from @cashback/db/testing); not started
+ * yet. `readiness` decides what start() waits for: /readyz (default) or only /healthz (a fault
+ * test that starts it while the chain or database is down).
  */
-export async function startAdapterProcess(opts: { chain: TestChain; databaseUrl: string; env?: Record<string, string> }) {
+export async function adapterProcess(opts: {
+  chain: TestChain;
+  databaseUrl: string;
+  env?: Record<string, string>;
+  readiness?: "ready" | "listening";
+  onLine?: (line: string) => void;
+}) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const proc = serviceProcess({
@@ -24,10 +32,17 @@ export async function startAdapterProcess(opts: { chain: TestChain; databaseUrl:
       TX_MONITOR_INTERVAL_MS: "200",
       ...opts.env,
     },
-    ready: () => httpOk(`${url}/readyz`),
+    ready: () => httpOk(`${url}/${opts.readiness === "listening" ? "healthz" : "readyz"}`),
+    onLine: opts.onLine,
   });
-  await proc.start();
   return Object.assign(proc, { url, port, token: TEST_ADAPTER_TOKEN });
+}
+
+/** adapterProcess, started and ready. */
+export async function startAdapterProcess(opts: { chain: TestChain; databaseUrl: string; env?: Record<string, string> }) {
+  const proc = await adapterProcess(opts);
+  await proc.start();
+  return proc;
 }
 
 export type AdapterProcess = Awaited<ReturnType<typeof startAdapterProcess>>;

@@ -1,4 +1,4 @@
-export { startAdapterProcess, TEST_ADAPTER_TOKEN, type AdapterProcess } from "./adapter-process.ts";
+export { adapterProcess, startAdapterProcess, TEST_ADAPTER_TOKEN, type AdapterProcess } from "./adapter-process.ts";
 export { startTestChain, type TestChain } from "./chain.ts";
 export { chainIdOf, clawedBackEvents, freshMinter, mintedEvents, setMinterRole, spendTokens } from "./chain-events.ts";
 export { startConsumerProcess, type ConsumerProcess } from "./consumer-process.ts";

@@ -8,38 +8,15 @@ import { Code, ConnectError, createClient, type Client } from "@connectrpc/conne
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { BlockchainService, ErrorDetailSchema, TransactionStatus } from "@cashback/proto/blockchain/v1";
 import { cashbackTokenAbi } from "@cashback/token";
-import { freePort, httpOk, serviceProcess, TEST_ADAPTER_TOKEN, type TestChain } from "@cashback/testing";
+import { adapterProcess as testingAdapterProcess, freePort, TEST_ADAPTER_TOKEN, type TestChain } from "@cashback/testing";
 import { keccak256, stringToHex, type Address, type Hex } from "viem";
 
 export type AdapterClient = Client<typeof BlockchainService>;
 
-/** The adapter as a separate process on its own port; `ready` decides what start() waits for. */
-export async function adapterProcess(opts: {
-  chain: TestChain;
-  databaseUrl: string;
-  env?: Record<string, string>;
-  readiness?: "ready" | "listening";
-  onLine?: (line: string) => void;
-}) {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const proc = serviceProcess({
-    name: "blockchain-adapter",
-    entry: "services/blockchain-adapter/src/main.ts",
-    env: {
-      ADAPTER_PORT: String(port),
-      ADAPTER_AUTH_TOKEN: TEST_ADAPTER_TOKEN,
-      ADAPTER_DATABASE_URL: opts.databaseUrl,
-      CHAIN_RPC_URL: opts.chain.rpcUrl,
-      TOKEN_ADDRESS: opts.chain.token,
-      TOKEN_DEPLOY_BLOCK: opts.chain.deployBlock.toString(),
-      TX_MONITOR_INTERVAL_MS: "200",
-      ...opts.env,
-    },
-    ready: () => httpOk(`${url}/${opts.readiness === "listening" ? "healthz" : "readyz"}`),
-    onLine: opts.onLine,
-  });
-  return Object.assign(proc, { url, port, client: () => adapterClient(url) });
+/** The adapter as a separate process (packages/testing's adapterProcess, not started), with a client. */
+export async function adapterProcess(opts: Parameters<typeof testingAdapterProcess>[0]) {
+  const proc = await testingAdapterProcess(opts);
+  return Object.assign(proc, { client: () => adapterClient(proc.url) });
 }
 
 export function adapterClient(baseUrl: string): AdapterClient {
