@@ -83,3 +83,16 @@ async function connect(connectionString: string): Promise<pg.Client> {
 function pgErrorCode(error: unknown): string | undefined {
   return typeof error === "object" && error !== null && "code" in error ? String(error.code) : undefined;
 }
+
+/**
+ * A node-postgres pool that a lost database can not crash: an idle client whose connection drops
+ * is replaced by the pool, and a checked-out client (which has no pool listener) whose server
+ * goes away between its queries (a Postgres restart mid-transaction) fails its next query
+ * instead of emitting an unhandled 'error'; the pool drops it on release.
+ */
+export function createPgPool(config: pg.PoolConfig): pg.Pool {
+  const pool = new pg.Pool(config);
+  pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
+  return pool;
+}

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { createPgPool } from "@cashback/db";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { Prisma, PrismaClient } from "./generated/prisma/client.ts";
 
@@ -23,13 +24,7 @@ const types = {
 
 /** The node-postgres pool of the purchase write path (one statement per purchase) and the relay. */
 export function createPool(connectionString: string, max: number): pg.Pool {
-  const pool = new pg.Pool({ connectionString, max, types, idleTimeoutMillis: 30_000 });
-  pool.on("error", () => {}); // an idle client's connection dropped: the pool replaces it
-  // A checked-out client has no pool listener: a server going away between its queries (a
-  // Postgres restart mid-transaction) would emit an unhandled 'error' and crash the process.
-  // Its next query fails instead, and the pool drops it on release.
-  pool.on("connect", (client) => client.on("error", () => {}));
-  return pool;
+  return createPgPool({ connectionString, max, types, idleTimeoutMillis: 30_000 });
 }
 
 /** Exact conversions between bigint and Prisma's Decimal (NUMERIC(78,0)); never through a float. */

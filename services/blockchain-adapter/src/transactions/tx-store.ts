@@ -1,4 +1,5 @@
 import pg from "pg";
+import { createPgPool } from "@cashback/db";
 import type { Address, Hex, TransactionReceipt } from "viem";
 import type { ChainClient, SignedTx } from "../chain/chain-client.ts";
 import { clawbackStore } from "../clawbacks/clawback-store.ts";
@@ -154,11 +155,9 @@ export class SendStore {
   private readonly pool: pg.Pool;
 
   constructor(connectionString: string, poolSize = 4) {
-    this.pool = new pg.Pool({ connectionString, max: poolSize });
-    this.pool.on("error", () => {}); // an idle client's lost connection: the next checkout reconnects
-    // A client held through a broadcast has no pool listener: a Postgres restart meanwhile would
-    // emit an unhandled 'error' and crash the adapter. Its next query fails (rolled back) instead.
-    this.pool.on("connect", (client) => client.on("error", () => {}));
+    // A client is held through a broadcast: a Postgres restart meanwhile fails its next query
+    // (rolled back) rather than crashing the adapter (createPgPool).
+    this.pool = createPgPool({ connectionString, max: poolSize });
   }
 
   /** Runs `fn` in one database transaction; any failure rolls it back (and is rethrown). */
@@ -278,10 +277,7 @@ export class MintCallStore {
   private readonly pool: pg.Pool;
 
   constructor(connectionString: string, poolSize = 4) {
-    this.pool = new pg.Pool({ connectionString, max: poolSize });
-    this.pool.on("error", () => {}); // an idle client's lost connection: the next checkout reconnects
-    // A session ended mid-query (a Postgres restart) fails that query; it must not crash the adapter.
-    this.pool.on("connect", (client) => client.on("error", () => {}));
+    this.pool = createPgPool({ connectionString, max: poolSize });
   }
 
   /**
